@@ -20,8 +20,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 run: setup
 	$(PY) -m model.train --dataset synthetic --variant v3
 
+# The model is backend-agnostic: its tests run on TensorFlow and again on JAX.
 test: setup
 	$(PY) -m pytest -q tests
+	KERAS_BACKEND=jax $(PY) -m pytest -q tests/model
 
 clean:
 	rm -rf $(VENV) runs outputs

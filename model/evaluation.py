@@ -1,0 +1,178 @@
+"""Full-catalogue ranking metrics and next-intent accuracy (`keras.ops` only).
+
+Every user is ranked against the whole catalogue (no sampled negatives: sampled
+metrics mislead). The rank of the target is the number of items scoring
+strictly higher, counted chunk by chunk over the catalogue so that
+`[batch, |I|]` is the largest score block ever built, never `[users, |I|]`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from datasets.schema import NUM_RESERVED_IDS
+
+RECALL_KS = (1, 10, 20)
+NDCG_KS = (10, 20)
+_MISS = np.iinfo(np.int32).max // 2
+
+
+def target_ranks(hidden, targets, item_head, history=None, item_chunk=65536):
+    """Rank of each target among all recommendable items (0 = top).
+
+    Ties count half (the expected rank under random tie-breaking), so a model
+    that scores everything alike cannot look good.
+
+    Args:
+        hidden: `[batch, d]` E^item at the scored position.
+        targets: int `[batch]` target item ids.
+        item_head: the model's `ItemHead`.
+        history: optional int `[batch, seq]`; items in it are excluded from the
+            ranking (a target that is in it counts as a miss).
+        item_chunk: catalogue items scored at a time.
+
+    Returns:
+        float numpy `[batch]`.
+    """
+    hidden = ops.cast(ops.convert_to_tensor(hidden), "float32")
+    targets = ops.cast(ops.convert_to_tensor(targets), "int32")
+    kernel = ops.cast(item_head.kernel, "float32")
+    bias = ops.cast(item_head.bias, "float32")
+
+    def scores_of(ids):  # ids [batch, m] → [batch, m]
+        weights = ops.take(kernel, ids, axis=1)  # [d, batch, m]
+        return ops.einsum("bd,dbm->bm", hidden, weights) + ops.take(bias, ids)
+
+    target_score = scores_of(targets[:, None])[:, 0]
+    higher = ops.zeros(ops.shape(targets), "float32")
+    ties = ops.zeros(ops.shape(targets), "float32")
+    for start in range(NUM_RESERVED_IDS, item_head.item_vocab_size, item_chunk):
+        stop = min(start + item_chunk, item_head.item_vocab_size)
+        scores = ops.matmul(hidden, kernel[:, start:stop]) + bias[start:stop]
+        higher = higher + ops.sum(ops.cast(scores > target_score[:, None], "float32"), axis=-1)
+        ties = ties + ops.sum(ops.cast(scores == target_score[:, None], "float32"), axis=-1)
+    # The target ties with itself.
+    ranks = ops.convert_to_numpy(higher + ops.maximum(ties - 1.0, 0.0) / 2.0)
+    targets_np = np.asarray(ops.convert_to_numpy(targets))
+    target_np = np.asarray(ops.convert_to_numpy(target_score))
+    if history is not None:
+        history = ops.cast(ops.convert_to_tensor(history), "int32")
+        history_scores = np.asarray(ops.convert_to_numpy(scores_of(history)))
+        ranks = _exclude_history(ranks, np.asarray(ops.convert_to_numpy(history)), history_scores, target_np, targets_np)
+    return np.where(targets_np < NUM_RESERVED_IDS, _MISS, ranks)
+
+
+def _exclude_history(ranks, history, history_scores, target_scores, targets):
+    """Removes each user's distinct history items from the ranks they took part in."""
+    first = np.ones(history.shape, dtype=bool)
+    first[:, 1:] = ~np.any(
+        np.tril(history[:, 1:, None] == history[:, None, :-1], k=0), axis=-1
+    )  # position j is the first occurrence of its item
+    counted = first & (history >= NUM_RESERVED_IDS)
+    higher = np.sum(counted & (history_scores > target_scores[:, None]), axis=1)
+    ties = np.sum(counted & (history_scores == target_scores[:, None]) & (history != targets[:, None]), axis=1)
+    ranks = np.asarray(ranks, dtype=np.float64) - higher - ties / 2.0
+    return np.where((history == targets[:, None]).any(axis=1), _MISS, ranks)
+
+
+def ranking_metrics(ranks) -> dict:
+    """Recall@k, NDCG@k and MRR from 0-based target ranks."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    metrics = {f"recall@{k}": float(np.mean(ranks < k)) for k in RECALL_KS}
+    for k in NDCG_KS:
+        metrics[f"ndcg@{k}"] = float(np.mean(np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)))
+    metrics["mrr"] = float(np.mean(1.0 / (ranks + 1.0)))
+    return metrics
+
+
+def intent_hits(probabilities, labels, kind) -> np.ndarray:
+    """Per-example next-intent hit: the top predicted value is (one of) the true ones.
+
+    probabilities `[batch, d_i]`; labels int `[batch]` (single) or multi-hot
+    `[batch, d_i]` (multi). Reserved ids (padding, OOV) are never predicted.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64).copy()
+    probabilities[:, :NUM_RESERVED_IDS] = -np.inf
+    predicted = probabilities.argmax(axis=-1)
+    labels = np.asarray(labels)
+    if kind == "single":
+        return (predicted == labels).astype(np.float64)
+    return labels[np.arange(len(predicted)), predicted].astype(np.float64) > 0
+
+
+def evaluate(model, x, y, batch_size=256, exclude_seen=False, item_chunk=65536, progress=None) -> dict:
+    """Next-item ranking metrics and next-intent accuracy at the last position.
+
+    Args:
+        model: an `IntentRec` (or any model with `item_head` whose outputs carry
+            `item_hidden` and `intent_<name>`).
+        x, y: encoded evaluation arrays (targets at the last position).
+        batch_size: users per forward pass.
+        exclude_seen: drop each user's history items from the ranking.
+        item_chunk: catalogue items scored at a time.
+        progress: optional callable wrapping the batch iterator (e.g. tqdm).
+
+    Returns:
+        dict of metrics, plus `num_users`.
+    """
+    num = len(y["item"])
+    starts = range(0, num, batch_size)
+    if progress is not None:
+        starts = progress(starts)
+    ranks, hits = [], {h["name"]: [] for h in getattr(model, "intent_heads", [])}
+    for start in starts:
+        sl = slice(start, start + batch_size)
+        inputs = {name: x[name][sl] for name in model.input_names}
+        outputs = model(inputs, training=False)
+        ranks.append(
+            target_ranks(
+                outputs["item_hidden"][:, -1],
+                y["item"][sl, -1],
+                model.item_head,
+                history=inputs["item"] if exclude_seen else None,
+                item_chunk=item_chunk,
+            )
+        )
+        for head in getattr(model, "intent_heads", []):
+            probs = ops.convert_to_numpy(outputs[f"intent_{head['name']}"][:, -1])
+            hits[head["name"]].append(intent_hits(probs, y[head["name"]][sl, -1], head["kind"]))
+    metrics = ranking_metrics(np.concatenate(ranks)) if ranks else {}
+    for name, values in hits.items():
+        metrics[f"intent_accuracy/{name}"] = float(np.mean(np.concatenate(values)))
+    metrics["num_users"] = int(num)
+    return metrics
+
+
+def popularity_baseline(item_counts, x, y, exclude_seen=False) -> dict:
+    """Ranking metrics of "recommend the most popular training items"."""
+    scores = np.asarray(item_counts, dtype=np.float64)[NUM_RESERVED_IDS:]
+    targets = np.asarray(y["item"][:, -1])
+    target_scores = np.asarray(item_counts, dtype=np.float64)[targets]
+    ordered = np.sort(scores)
+    higher = len(ordered) - np.searchsorted(ordered, target_scores, side="right")
+    ties = np.searchsorted(ordered, target_scores, side="right") - np.searchsorted(ordered, target_scores, side="left")
+    ranks = higher + np.maximum(ties - 1, 0) / 2.0
+    if exclude_seen:
+        history = np.asarray(x["item"])
+        history_scores = np.asarray(item_counts, dtype=np.float64)[history]
+        ranks = _exclude_history(ranks, history, history_scores, target_scores, targets)
+    return ranking_metrics(np.where(targets < NUM_RESERVED_IDS, _MISS, ranks))
+
+
+def majority_baseline(train_y, y, intents) -> dict:
+    """Next-intent accuracy of always predicting the most frequent training label."""
+    metrics = {}
+    train_w = train_y["weight"] > 0
+    for head in intents:
+        name = head["name"]
+        labels = train_y[name][train_w]
+        if head["kind"] == "single":
+            counts = np.bincount(labels.astype(np.int64), minlength=head["num_classes"])
+        else:
+            counts = labels.sum(axis=0)
+        counts = np.asarray(counts, dtype=np.float64)
+        counts[:NUM_RESERVED_IDS] = -1
+        probs = np.broadcast_to(counts, (len(y["item"]), len(counts)))
+        metrics[f"intent_accuracy/{name}"] = float(np.mean(intent_hits(probs, y[name][:, -1], head["kind"])))
+    return metrics

@@ -1,0 +1,251 @@
+import keras
+import numpy as np
+from keras import ops
+
+from model import IntentRec, masks
+from model.short_term_encoder import ShortTermEncoder
+from tests.test_case import TestCase
+
+
+class IntentRecTest(TestCase):
+    def test_variants_have_the_documented_outputs(self):
+        x, _ = self.random_batch()
+        heads = {"intent_action_type", "intent_item_type", "intent_genre"}
+        logits = {"intent_logits_action_type", "intent_logits_item_type", "intent_logits_genre"}
+        expected = {
+            "v0": {"item_hidden"},
+            "v1": {"item_hidden"} | heads | logits,
+            "v2": {"item_hidden", "intent_embedding", "intent_attention"} | heads | logits,
+            "v3": {"item_hidden", "intent_embedding", "intent_attention"} | heads | logits,
+        }
+        for variant, keys in expected.items():
+            out = self.make_model(variant=variant)(x)
+            self.assertEqual(set(out), keys, variant)
+            self.assertEqual(tuple(out["item_hidden"].shape), (4, self.seq_len, 16))
+        out = self.make_model(variant="v3", intents=["genre"])(x)
+        self.assertEqual(tuple(out["intent_attention"].shape), (4, self.seq_len, 1))
+        self.assertNotIn("intent_action_type", out)
+
+    def test_only_v3_has_a_short_term_encoder(self):
+        for variant in ("v0", "v1", "v2", "v3"):
+            names = {layer.name for layer in self.make_model(variant=variant).layers}
+            self.assertEqual("short_term_encoder" in names, variant == "v3")
+            self.assertEqual("item_encoder" in names, variant in ("v2", "v3"))
+
+    def test_causality_every_output(self):
+        """Changing interactions k+1..n changes no output at positions <= k."""
+        model = self.make_model(variant="v3")
+        x, _ = self.random_batch(batch=3, lengths=[self.seq_len, 7, 4])
+        base = model(x, training=False)
+        for k in (self.seq_len - 6, self.seq_len - 3, self.seq_len - 2):
+            changed = {key: value.copy() for key, value in x.items()}
+            future = slice(k + 1, None)
+            changed["item"][:, future] = self.rng.integers(2, 40, changed["item"][:, future].shape)
+            changed["action_type"][:, future] = self.rng.integers(2, 6, changed["action_type"][:, future].shape)
+            changed["genre"][:, future] = 1.0 - changed["genre"][:, future]
+            changed["duration"][:, future] += 5.0
+            changed["time"][:, future] += 0.001  # still non-decreasing
+            out = model(changed, training=False)
+            for key in base:
+                a = ops.convert_to_numpy(base[key])[:, : k + 1]
+                b = ops.convert_to_numpy(out[key])[:, : k + 1]
+                np.testing.assert_allclose(a, b, atol=1e-5, err_msg=f"{key} at k={k}")
+                # ...and the change is visible after k, so the test can fail.
+                if key == "item_hidden":
+                    diff = np.abs(ops.convert_to_numpy(base[key])[0, k + 1 :] - ops.convert_to_numpy(out[key])[0, k + 1 :])
+                    self.assertGreater(diff.max(), 1e-4)
+
+    def test_causality_short_term_encoder(self):
+        encoder = ShortTermEncoder(d_short=8, num_heads=2, window=1.0)
+        x, _ = self.random_batch(batch=2, lengths=[self.seq_len, 5])
+        valid = masks.padding_mask(x["item"])
+        features = self.rng.normal(size=(2, self.seq_len, 6)).astype("float32")
+        base = ops.convert_to_numpy(encoder(features, x["time"], valid))
+        k = self.seq_len - 4
+        changed = features.copy()
+        changed[:, k + 1 :] += 3.0
+        out = ops.convert_to_numpy(encoder(changed, x["time"], valid))
+        np.testing.assert_allclose(base[:, : k + 1], out[:, : k + 1], atol=1e-5)
+        self.assertGreater(np.abs(base[0, k + 1 :] - out[0, k + 1 :]).max(), 1e-4)
+
+    def test_short_term_window_rule(self):
+        """Key i is in query k's window iff real, i <= k and T_k - T_i <= H (Eq. 1)."""
+        x, _ = self.random_batch(batch=6)
+        valid = ops.convert_to_numpy(masks.padding_mask(x["item"]))
+        for window in (0.0, 0.5, 7.0):
+            got = ops.convert_to_numpy(masks.time_window_mask(masks.padding_mask(x["item"]), x["time"], window))
+            for b in range(6):
+                for k in range(self.seq_len):
+                    for i in range(self.seq_len):
+                        expected = i == k or (
+                            valid[b, i] and i <= k and x["time"][b, k] - x["time"][b, i] <= window
+                        )
+                        self.assertEqual(bool(got[b, k, i]), expected, (window, b, k, i))
+            # The window is a contiguous run ending at k for real k (pos = argmin rule).
+            for b in range(6):
+                for k in np.flatnonzero(valid[b]):
+                    row = np.flatnonzero(got[b, k])
+                    self.assertEqual(row[-1], k)
+                    np.testing.assert_array_equal(row, np.arange(row[0], k + 1))
+
+    def test_short_term_output_ignores_interactions_before_the_window(self):
+        encoder = ShortTermEncoder(d_short=8, num_heads=2, window=1.0)
+        n = self.seq_len
+        item = np.full((1, n), 5, "int32")
+        time = np.arange(n, dtype="float32")[None] * 0.6  # window 1.0 → the last 2 positions
+        features = self.rng.normal(size=(1, n, 6)).astype("float32")
+        valid = masks.padding_mask(item)
+        base = ops.convert_to_numpy(encoder(features, time, valid))
+        changed = features.copy()
+        changed[:, : n - 2] += 5.0
+        out = ops.convert_to_numpy(encoder(changed, time, valid))
+        np.testing.assert_allclose(base[:, -1], out[:, -1], atol=1e-5)
+        self.assertGreater(np.abs(base[:, -3] - out[:, -3]).max(), 1e-4)
+
+    def test_count_window_without_timestamps(self):
+        valid = ops.ones((1, 6), "bool")
+        got = ops.convert_to_numpy(masks.count_window_mask(valid, 2))[0]
+        expected = np.array([[1 if 0 <= k - i < 2 else 0 for i in range(6)] for k in range(6)], bool)
+        np.testing.assert_array_equal(got, expected)
+
+    def test_padding_is_never_attended(self):
+        model = self.make_model(variant="v3")
+        x, _ = self.random_batch(batch=2, lengths=[5, 5])
+        base = ops.convert_to_numpy(model(x, training=False)["item_hidden"])
+        changed = {key: value.copy() for key, value in x.items()}
+        pad = slice(0, self.seq_len - 5)
+        changed["action_type"][:, pad] = 3
+        changed["duration"][:, pad] = 9.0
+        changed["genre"][:, pad] = 1.0
+        out = ops.convert_to_numpy(model(changed, training=False)["item_hidden"])
+        np.testing.assert_allclose(base[:, -5:], out[:, -5:], atol=1e-5)
+
+    def test_attention_weights_sum_to_one(self):
+        x, _ = self.random_batch()
+        alpha = ops.convert_to_numpy(self.make_model(variant="v2")(x)["intent_attention"])
+        np.testing.assert_allclose(alpha.sum(-1), 1.0, atol=1e-5)
+        self.assertTrue((alpha > 0).all())
+
+    def test_head_activations(self):
+        x, _ = self.random_batch()
+        out = self.make_model(variant="v3")(x)
+        np.testing.assert_allclose(ops.convert_to_numpy(out["intent_action_type"]).sum(-1), 1.0, atol=1e-5)
+        genre = ops.convert_to_numpy(out["intent_genre"])
+        self.assertTrue(((genre > 0) & (genre < 1)).all())
+        self.assertGreater(np.abs(genre.sum(-1) - 1.0).max(), 1e-3)  # sigmoid, not softmax
+
+    def test_loss_ignores_positions_with_zero_weight(self):
+        model = self.make_model(variant="v3")
+        x, y = self.random_batch()
+        y_pred = model(x, training=False)
+        base = float(model.compute_loss(x, y, y_pred))
+        changed = {key: value.copy() for key, value in y.items()}
+        off = y["weight"] == 0
+        changed["item"][off] = 3
+        changed["action_type"][off] = 4
+        changed["genre"][off] = 1.0
+        self.assertAlmostEqual(base, float(model.compute_loss(x, changed, y_pred)), places=5)
+        # A weighted position does move the loss.
+        on = np.argwhere(y["weight"] > 0)[0]
+        changed["item"][tuple(on)] = (y["item"][tuple(on)] + 1) % 38 + 2
+        self.assertNotAlmostEqual(base, float(model.compute_loss(x, changed, y_pred)), places=5)
+
+    def test_loss_is_duration_weighted(self):
+        model = self.make_model(variant="v0")
+        x, y = self.random_batch(batch=2)
+        y_pred = model(x, training=False)
+        logits = ops.convert_to_numpy(model.item_head(y_pred["item_hidden"]))
+        logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        ce = -np.take_along_axis(logp, y["item"][..., None], -1)[..., 0]
+        expected = (ce * y["weight"]).sum() / y["weight"].sum()
+        self.assertAlmostEqual(float(model.compute_loss(x, y, y_pred)), expected, places=4)
+
+    def test_total_loss_is_item_plus_lambda_intents(self):
+        model = self.make_model(variant="v3", intent_loss_weight=0.0)
+        x, y = self.random_batch()
+        y_pred = model(x, training=False)
+        item_only = float(model.item_head.loss(y_pred["item_hidden"], y["item"], y["weight"]))
+        self.assertAlmostEqual(float(model.compute_loss(x, y, y_pred)), item_only, places=5)
+        model.config.intent_loss_weight = 2.0
+        self.assertGreater(float(model.compute_loss(x, y, y_pred)), item_only + 0.1)
+
+    def test_multi_label_positive_only_loss(self):
+        model = self.make_model(variant="v1", multi_label_loss="positive_only")
+        labels = np.array([[[0, 0, 1, 0, 1, 0, 0]]], "float32")
+        logits = np.array([[[9, 9, 2.0, -50, -1.0, 50, 50]]], "float32")
+        got = float(ops.convert_to_numpy(model._multi_label_loss(labels, logits))[0, 0])
+        expected = (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(1.0))) / 2  # negatives do not count
+        self.assertAlmostEqual(got, expected, places=5)
+
+    def test_fit_reduces_loss(self):
+        model = self.make_model(variant="v3")
+        model.compile(optimizer=keras.optimizers.Adam(5e-3))
+        x, y = self.random_batch(batch=16)
+        history = model.fit(x, y, epochs=8, batch_size=8, verbose=0).history
+        self.assertLess(history["loss"][-1], history["loss"][0])
+        for key in ("item_loss", "intent_loss_action_type", "intent_loss_genre"):
+            self.assertTrue(np.isfinite(history[key]).all())
+
+    def test_sampled_item_loss_trains(self):
+        model = self.make_model(variant="v0", item_loss="sampled", num_sampled_negatives=16)
+        model.compile(optimizer=keras.optimizers.Adam(5e-3))
+        x, y = self.random_batch(batch=16)
+        full_before = float(model.item_head.loss(model(x)["item_hidden"], y["item"], y["weight"]))
+        model.fit(x, y, epochs=15, batch_size=8, verbose=0)
+        full_after = float(model.item_head.loss(model(x)["item_hidden"], y["item"], y["weight"]))
+        self.assertLess(full_after, full_before)
+
+    def test_sampled_loss_masks_accidental_hits(self):
+        model = self.make_model(variant="v0", item_loss="sampled", num_sampled_negatives=64)
+        hidden = self.rng.normal(size=(1, 1, 16)).astype("float32")
+        labels = np.array([[5]], "int32")
+        weights = np.ones((1, 1), "float32")
+        # Make item 5 dominate: without masking, its own copies among negatives would
+        # keep the loss near log(1 + #copies); with masking it goes to ~0.
+        kernel = np.zeros((16, 40), "float32")
+        kernel[:, 5] = hidden[0, 0] * 10
+        model.item_head.kernel.assign(kernel)
+        loss = float(model.item_head.loss(hidden, labels, weights, training=True))
+        self.assertLess(loss, 1e-3)
+
+    def test_recommend(self):
+        model = self.make_model(variant="v3", top_k=5)
+        x, _ = self.random_batch(batch=3, lengths=[self.seq_len, 3, 1])
+        x["item"][2] = 0  # empty history
+        counts = np.zeros(40)
+        counts[[7, 9, 11]] = [50, 100, 75]
+        model.item_head.set_prior(counts)
+        out = model.recommend(x, exclude_seen=True)
+        ids = ops.convert_to_numpy(out["top_k_ids"])
+        self.assertEqual(ids.shape, (3, 5))
+        self.assertTrue((ids >= 2).all())
+        np.testing.assert_array_equal(ids[2, :3], [9, 11, 7])  # popularity for an empty history
+        for row in range(2):
+            self.assertFalse(set(ids[row]) & set(x["item"][row][x["item"][row] > 0]))
+        self.assertEqual(tuple(out["intent_attention"].shape), (3, 3))
+        scores = ops.convert_to_numpy(out["top_k_scores"])
+        self.assertTrue((np.diff(scores, axis=1) <= 0).all())
+
+    def test_select_inputs_rejects_missing_and_drops_extra(self):
+        model = self.make_model(variant="v1")
+        x, _ = self.random_batch()
+        self.assertEqual(set(model.select_inputs({**x, "extra": 1})), set(x))
+        with self.assertRaisesRegex(KeyError, "genre"):
+            model.select_inputs({k: v for k, v in x.items() if k != "genre"})
+
+    def test_saving(self):
+        x, _ = self.random_batch()
+        for variant in ("v0", "v3"):
+            model = self.make_model(variant=variant)
+            model.item_head.set_prior(np.arange(40))
+            restored = self.run_model_saving_test(model, x)
+            self.assertIsInstance(restored, IntentRec)
+            np.testing.assert_allclose(
+                ops.convert_to_numpy(restored.item_head.log_prior), ops.convert_to_numpy(model.item_head.log_prior)
+            )
+
+    def test_config_validation(self):
+        with self.assertRaisesRegex(ValueError, "variant"):
+            self.make_config(variant="v9")
+        with self.assertRaisesRegex(ValueError, "unknown intent"):
+            self.make_config(intents=["nope"])
