@@ -1,0 +1,257 @@
+"""Transport-independent serving logic shared by the gRPC and REST front ends.
+
+`ServingCore` owns the model manager (versions, hot swap) and the optional batcher and
+answers Predict, GetModelMetadata and GetModelStatus. Every failure is a `ServingError`
+carrying the gRPC status code TF Serving would answer with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import grpc
+import numpy as np
+from google.protobuf import wrappers_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+)
+
+from serving import contract, tensor_codec
+from serving.batching import Batcher
+from serving.errors import ServingError, invalid
+from serving.model_manager import ModelManager, ServableVersion
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_DEF_FIELD = "signature_def"
+# Extension of GetModelMetadata (our server only; real TF Serving answers INVALID_ARGUMENT):
+# the version's assets.extra/intentrec_metadata.json as a google.protobuf.StringValue.
+INTENTREC_METADATA_FIELD = contract.METADATA_SIGNATURE
+
+_STATE = get_model_status_pb2.ModelVersionStatus.State
+
+
+@dataclass
+class PredictResult:
+    version: int
+    signature_name: str
+    outputs: dict  # name -> numpy array
+    dtypes: dict  # name -> DataType enum
+
+
+class ServingCore:
+    def __init__(self, manager: ModelManager, *, batcher: Batcher | None = None,
+                 max_expanded_bytes: int = tensor_codec.DEFAULT_MAX_EXPANDED_BYTES):
+        self.manager = manager
+        self.model_name = manager.model_name
+        self.batcher = batcher
+        self.max_expanded_bytes = max_expanded_bytes
+        self._inflight = 0
+        self._inflight_cv = threading.Condition()
+
+    # --- model spec ------------------------------------------------------------------------
+    def acquire(self, name: str, version: int | None, label: str = "") -> ServableVersion:
+        if name != self.model_name:
+            what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {what}")
+        if label:
+            raise invalid(f"Unrecognized servable version label: {label}")
+        return self.manager.acquire(version)
+
+    def acquire_spec(self, spec) -> ServableVersion:
+        version = spec.version.value if spec.HasField("version") else None
+        return self.acquire(spec.name, version, spec.version_label)
+
+    # --- in-flight accounting (graceful shutdown of REST; gRPC drains itself) ------------
+    def _enter(self):
+        with self._inflight_cv:
+            self._inflight += 1
+
+    def _exit(self):
+        with self._inflight_cv:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._inflight_cv.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._inflight_cv:
+            return self._inflight_cv.wait_for(lambda: self._inflight == 0, timeout)
+
+    # --- Predict ---------------------------------------------------------------------------
+    def run_signature(self, sv: ServableVersion, sig, inputs: Mapping[str, np.ndarray],
+                      output_names: Sequence[str]) -> dict:
+        batcher = self.batcher
+        if batcher is not None and sig.batchable:
+            size = sig.batch_size(inputs)
+            if size:
+                key = (id(sv), sig.name, tuple(output_names),
+                       tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())))
+                return batcher.run(key, inputs, size, lambda merged: sig.run(merged, output_names))
+        return sig.run(inputs, output_names)
+
+    def predict_arrays(self, name: str, version: int | None, signature_name: str,
+                       inputs, output_filter: Sequence[str] = (), label: str = "",
+                       dtypes: Mapping[str, int] | None = None) -> PredictResult:
+        """Predict on numpy inputs (REST, in-process callers).
+
+        ``inputs``: name -> numpy array, or a callable ``(signature) -> (inputs, dtypes)``
+        that builds them once the signature is known (REST converts JSON by the signature's
+        dtypes). ``dtypes``: the request's DataType per input when it came typed; otherwise
+        they are read off the arrays.
+        """
+        sv = self.acquire(name, version, label)
+        self._enter()
+        try:
+            sig = sv.signature(signature_name)
+            if callable(inputs):
+                inputs, dtypes = inputs(sig)
+            sig.check_input_names(list(inputs))
+            names = sig.check_output_filter(output_filter)
+            for n, arr in inputs.items():
+                enum = dtypes[n] if dtypes else _enum_of(arr)
+                sig.check_input(n, arr, enum)
+            outputs = self.run_signature(sv, sig, inputs, names)
+            return PredictResult(sv.version, sig.name, outputs,
+                                 {n: sig.outputs[n].dtype for n in names})
+        finally:
+            self._exit()
+            self.manager.release(sv)
+
+    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        if not request.HasField("model_spec"):
+            raise invalid("Missing ModelSpec")
+        spec = request.model_spec
+        sv = self.acquire_spec(spec)
+        self._enter()
+        try:
+            sig = sv.signature(spec.signature_name)
+            req_inputs = request.inputs
+            sig.check_input_names(list(req_inputs.keys()))
+            names = sig.check_output_filter(request.output_filter)
+            inputs = {}
+            for n, tp in req_inputs.items():
+                arr = tensor_codec.proto_to_ndarray(tp, name=n, max_expanded_bytes=self.max_expanded_bytes)
+                sig.check_input(n, arr, tp.dtype)
+                inputs[n] = arr
+            outputs = self.run_signature(sv, sig, inputs, names)
+            resp = predict_pb2.PredictResponse()
+            ms = resp.model_spec
+            ms.name = self.model_name
+            ms.version.value = sv.version
+            ms.signature_name = sig.name
+            out = resp.outputs
+            specs = sig.outputs
+            for n in names:
+                tensor_codec.ndarray_to_proto(outputs[n], specs[n].dtype or None, out=out[n])
+            return resp
+        finally:
+            self._exit()
+            self.manager.release(sv)
+
+    # --- GetModelMetadata --------------------------------------------------------------------
+    def metadata(self, request) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        if not request.HasField("model_spec"):
+            raise invalid("Missing ModelSpec")
+        fields = list(request.metadata_field)
+        if not fields:
+            raise invalid("GetModelMetadataRequest must specify at least one metadata_field")
+        for f in fields:
+            if f not in (SIGNATURE_DEF_FIELD, INTENTREC_METADATA_FIELD):
+                raise invalid(f"Metadata field {f} is not supported")
+        sv = self.acquire_spec(request.model_spec)
+        try:
+            resp = get_model_metadata_pb2.GetModelMetadataResponse()
+            resp.model_spec.name = self.model_name
+            resp.model_spec.version.value = sv.version
+            if SIGNATURE_DEF_FIELD in fields:
+                resp.metadata[SIGNATURE_DEF_FIELD].Pack(sv.signature_def_map)
+            if INTENTREC_METADATA_FIELD in fields:
+                if sv.metadata is None:
+                    raise ServingError(
+                        grpc.StatusCode.NOT_FOUND,
+                        f"version {sv.version} has no {contract.ASSETS_EXTRA_DIR}/{contract.METADATA_FILE}")
+                import json
+
+                resp.metadata[INTENTREC_METADATA_FIELD].Pack(
+                    wrappers_pb2.StringValue(value=json.dumps(sv.metadata, ensure_ascii=False)))
+            return resp
+        finally:
+            self.manager.release(sv)
+
+    # --- GetModelStatus ----------------------------------------------------------------------
+    def status(self, request) -> get_model_status_pb2.GetModelStatusResponse:
+        if not request.HasField("model_spec"):
+            raise invalid("Missing ModelSpec")
+        spec = request.model_spec
+        version = spec.version.value if spec.HasField("version") else None
+        if spec.version_label:
+            raise invalid(f"Unrecognized servable version label: {spec.version_label}")
+        return self.status_for(spec.name, version)
+
+    def status_for(self, name: str, version: int | None) -> get_model_status_pb2.GetModelStatusResponse:
+        if name != self.model_name:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name}")
+        versions = self.manager.statuses(version)
+        if not versions:
+            if version is None:
+                raise ServingError(grpc.StatusCode.NOT_FOUND,
+                                   f"Could not find any versions of model {name}")
+            raise ServingError(grpc.StatusCode.NOT_FOUND,
+                               f"Could not find version {version} of model {name}")
+        resp = get_model_status_pb2.GetModelStatusResponse()
+        for sv in versions:
+            st = resp.model_version_status.add()
+            st.version = sv.version
+            st.state = _STATE.Value(sv.state)
+            st.status.SetInParent()  # error_code OK, as TF Serving reports it
+            err = sv.error
+            if err is not None:
+                st.status.error_code = err.code.value[0]
+                st.status.error_message = err.message
+            elif sv.state == "START":
+                st.status.error_message = "waiting for saved_model.pb"
+        return resp
+
+    # --- warm-up (TF Serving replays assets.extra/tf_serving_warmup_requests) ---------------
+    def make_warmup(self, iterations: int = 1):
+        def warmup(sv: ServableVersion) -> None:
+            from serving.warmup import read_warmup_requests
+
+            try:
+                logs = read_warmup_requests(sv.path)
+            except ValueError as e:
+                raise invalid(str(e)) from None
+            n = 0
+            for record in logs:
+                kind = record.WhichOneof("log_type")
+                if kind != "predict_log":
+                    log.warning("skipping warm-up record of type %s (only predict_log is replayed)", kind)
+                    continue
+                req = record.predict_log.request
+                sig = sv.signature(req.model_spec.signature_name)
+                sig.check_input_names(list(req.inputs.keys()))
+                names = sig.check_output_filter(req.output_filter)
+                inputs = {}
+                for name, tp in req.inputs.items():
+                    arr = tensor_codec.proto_to_ndarray(tp, name=name)
+                    sig.check_input(name, arr, tp.dtype)
+                    inputs[name] = arr
+                for _ in range(max(1, iterations)):
+                    sig.run(inputs, names)
+                    n += 1
+            if n:
+                log.info("Finished reading warmup data for model at %s. Number of warmup records "
+                         "read: %d.", sv.path, n)
+        return warmup
+
+
+def _enum_of(arr: np.ndarray) -> int:
+    if arr.dtype == object:
+        return tensor_codec.DT.DT_STRING
+    return tensor_codec.dtype_enum(arr.dtype)
+

@@ -1,0 +1,59 @@
+"""gRPC servicers (the generated tensorflow_serving.apis base classes) over ServingCore."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+from serving.core import ServingCore
+from serving.errors import ServingError
+
+log = logging.getLogger(__name__)
+
+
+def _call(fn, request, context):
+    try:
+        return fn(request)
+    except ServingError as e:
+        context.abort(e.code, e.message)
+    except Exception as e:  # noqa: BLE001 - the process never dies on a request
+        log.exception("request failed")
+        context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
+
+
+def _unimplemented(what: str, context):
+    context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                  f"{what} is not implemented by this server; use Predict")
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, core: ServingCore):
+        self.core = core
+
+    def Predict(self, request, context):
+        return _call(self.core.predict, request, context)
+
+    def GetModelMetadata(self, request, context):
+        return _call(self.core.metadata, request, context)
+
+    def Classify(self, request, context):
+        _unimplemented("Classify", context)
+
+    def Regress(self, request, context):
+        _unimplemented("Regress", context)
+
+    def MultiInference(self, request, context):
+        _unimplemented("MultiInference", context)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, core: ServingCore):
+        self.core = core
+
+    def GetModelStatus(self, request, context):
+        return _call(self.core.status, request, context)
+
+    def HandleReloadConfigRequest(self, request, context):
+        _unimplemented("HandleReloadConfigRequest (model config reload)", context)
