@@ -17,13 +17,23 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	touch $@
 
+# The local TFX pipeline (LocalDagRunner, Beam DirectRunner, SQLite MLMD) on the embedded
+# synthetic data: ends with a blessed model in serving_root/intentrec/<version>/ and one
+# recommendation from it. Re-running reuses cached components (tfx_root/metadata.sqlite).
 run: setup
-	$(PY) -m model.train --dataset synthetic --variant v3
+	$(PY) -m pipeline.local_runner
 
 # The model is backend-agnostic: its tests run on TensorFlow and again on JAX.
 test: setup
 	$(PY) -m pytest -q tests
 	KERAS_BACKEND=jax $(PY) -m pytest -q tests/model
+
+# Serves what `make run` pushed, on TF Serving's ports (gRPC 8500, REST 8501), like
+# `tensorflow_model_server --model_name=intentrec --model_base_path=serving_root/intentrec`.
+SERVING_ROOT ?= serving_root
+MODEL_NAME ?= intentrec
+serve: setup
+	$(PY) -m serving.server --model_name=$(MODEL_NAME) --model_base_path=$(abspath $(SERVING_ROOT))/$(MODEL_NAME)
 
 clean:
 	rm -rf $(VENV) runs outputs

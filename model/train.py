@@ -4,8 +4,10 @@
     python -m model.train --dataset ml-100k --variant v0 --seed 1
     KERAS_BACKEND=jax python -m model.train --dataset synthetic --set d_model=128
 
-Writes `<out>/metrics.json`, `<out>/config.json` and `<out>/model.keras`
-(default out: `runs/<dataset>/<variant>-seed<seed>/`) and prints a metrics
+Writes `<out>/metrics.json`, `<out>/config.json`, `<out>/model.keras` and
+`<out>/preprocessor.json` (the vocabularies and statistics the model's inputs were
+encoded with, which `analysis.intents` and `analysis.realtime` need to encode new
+histories) (default out: `runs/<dataset>/<variant>-seed<seed>/`) and prints a metrics
 table: IntentRec on validation and test, next to a popularity ranking and
 majority-class intent accuracy.
 """
@@ -61,7 +63,8 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     data_kwargs = parse_data_args(args.data_arg)
     train_cfg = training.TrainConfig(seed=args.seed, **parse_overrides(args.train, training.TrainConfig))
-    train_cfg.verbose = 1 if sys.stdout.isatty() else 2
+    if sys.stdout.isatty():
+        train_cfg.verbose = 2
 
     dataset = datasets.resolve(args.dataset, **data_kwargs)
     print(f"[data] {dataset.name}: {len(dataset.interactions):,} interactions")
@@ -85,8 +88,13 @@ def main(argv=None) -> dict:
     out = pathlib.Path(args.out or os.path.join("runs", dataset.name, f"{args.variant}-seed{args.seed}"))
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
+    encoded.preprocessor.save(out / "preprocessor.json")
     report = {
         "dataset": dataset.name,
+        # Enough to rebuild the data: `datasets.resolve(dataset_arg, **data_args)`.
+        "dataset_arg": args.dataset,
+        "data_args": data_kwargs,
+        "max_len": args.max_len,
         "variant": args.variant,
         "seed": args.seed,
         "backend": keras.config.backend(),
@@ -99,7 +107,7 @@ def main(argv=None) -> dict:
     (out / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     print_table(report)
-    print(f"[out] {out}/metrics.json, {out}/model.keras")
+    print(f"[out] {out}/metrics.json, {out}/model.keras, {out}/preprocessor.json")
     return report
 
 

@@ -486,6 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metadata", default=None, help=f"a {contract.METADATA_FILE} to use instead of the server's")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--event", default=None,
+                   help="real-time update (also `recommend update ...`): a new interaction, key=value,... "
+                        "or JSON (e.g. item_id=1193,action_type=continue); prints the intents, α and "
+                        "recommendations before and after it, from one model call")
     return p
 
 
@@ -515,7 +519,12 @@ def _light_tensorflow_protos() -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    update = bool(raw) and raw[0] == "update"
+    args = build_parser().parse_args(raw[1:] if update else raw)
+    if update and not args.event:
+        print("error: `recommend update` needs --event", file=sys.stderr)
+        return 2
     if argv is None:  # the `recommend` / `python -m serving.client` process
         _light_tensorflow_protos()
     try:
@@ -526,6 +535,8 @@ def main(argv=None) -> int:
     try:
         with IntentRecClient(args.host, args.port, args.model, args.signature, version=args.version,
                              timeout=args.timeout, metadata=args.metadata, titles=args.titles) as client:
+            if args.event:
+                return _print_update(client, history, args)
             rec = client.recommend(history)
     except grpc.RpcError as e:
         print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)
@@ -538,6 +549,16 @@ def main(argv=None) -> int:
     else:
         print(f"History: {len(history)} interactions (latest: {', '.join(history.item_ids[-5:])})")
         print(rec.format())
+    return 0
+
+
+def _print_update(client, history, args) -> int:
+    """`recommend update`: the served model on [history, history + event] (paper §4.5:
+    intents follow a new event without retraining)."""
+    from analysis.realtime import ServedBackend, history_rows, parse_event, update_intents
+
+    upd = update_intents(ServedBackend(client), history_rows(history), parse_event(args.event))
+    print(json.dumps(upd.to_dict(), indent=2, default=str, ensure_ascii=False) if args.json else upd.format())
     return 0
 
 

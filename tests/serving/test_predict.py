@@ -164,6 +164,26 @@ def test_recommend_cli(server, tmp_path, capsys):
     assert "NOT_FOUND" in capsys.readouterr().err
 
 
+def test_recommend_update_cli(server, capsys):
+    """`recommend update`: one served call answers the intents before and after a new event."""
+    from serving.client import main
+
+    h = history(4, 8)
+    ids = ",".join(h["item_ids"])
+    new_item = history(9, 1)["item_ids"][0]
+    host = f"127.0.0.1:{server.grpc_port}"
+    assert main(["update", "--host", host, "--history", ids, "--event", f"item_id={new_item}", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["event"]["item_id"] == new_item and doc["history_length"] == len(h["item_ids"])
+    before, after = doc["before"], doc["after"]
+    assert len(after["items"]) == K and set(after["attention"]) == {"action_type", "genre"}
+    assert sum(after["attention"].values()) == pytest.approx(1.0, abs=1e-4)
+    # The model sees a different history after the event, so Z moves.
+    assert before["intent_embedding"] != after["intent_embedding"]
+    assert main(["update", "--host", host, "--history", ids]) == 2  # --event is required
+    assert "needs --event" in capsys.readouterr().err
+
+
 def test_history_parsing(tmp_path):
     from serving.client import load_history, load_titles
 
