@@ -42,10 +42,18 @@ class IntentRecConfig:
     # Multi-label heads: "positive_only" is the paper's BCE over positive labels only;
     # "bce" adds the negatives, which keeps the head from predicting every label.
     multi_label_loss: Literal["positive_only", "bce"] = "bce"
-    # "full": softmax over the whole catalogue; "sampled": in-batch + uniform
-    # negatives with log-Q correction, for catalogues too large for full softmax.
-    item_loss: Literal["full", "sampled"] = "full"
-    num_sampled_negatives: int = 1024  # uniform negatives per batch for "sampled"
+    # "full": softmax over the whole catalogue; "chunked": the same loss and
+    # gradients computed over item chunks, never building [rows, |I|] (what lets
+    # full softmax scale past ~100k items, docs/performance.md); "sampled":
+    # in-batch + uniform negatives with log-Q correction, for catalogues too
+    # large for full softmax.
+    item_loss: Literal["full", "chunked", "sampled"] = "full"
+    num_sampled_negatives: int = 1024  # negatives per batch for "sampled" (half in-batch, half uniform)
+    item_chunk_size: int = 8192  # catalogue items per chunk for "chunked" (peak memory rows × chunk)
+    # Rows (batch × positions) the item loss gathers, labelled rows first; 0 = all
+    # rows. Skips the item-head cost of padding positions; a batch with more
+    # labelled rows falls back to all rows, so the loss value never changes.
+    max_label_positions: int = 0
 
     # --- Inference. ---
     top_k: int = 10

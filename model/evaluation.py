@@ -39,17 +39,33 @@ def target_ranks(hidden, targets, item_head, history=None, item_chunk=65536):
     targets = ops.cast(ops.convert_to_tensor(targets), "int32")
     kernel = ops.cast(item_head.kernel, "float32")
     bias = ops.cast(item_head.bias, "float32")
+    chunks = [(start, min(start + item_chunk, item_head.item_vocab_size))
+              for start in range(NUM_RESERVED_IDS, item_head.item_vocab_size, item_chunk)]
+    if history is not None:
+        history = ops.cast(ops.convert_to_tensor(history), "int32")
 
-    def scores_of(ids):  # ids [batch, m] → [batch, m]
-        weights = ops.take(kernel, ids, axis=1)  # [d, batch, m]
-        return ops.einsum("bd,dbm->bm", hidden, weights) + ops.take(bias, ids)
+    def chunk_scores(start, stop):  # [batch, stop - start]
+        return ops.matmul(hidden, kernel[:, start:stop]) + bias[start:stop]
 
-    target_score = scores_of(targets[:, None])[:, 0]
+    def gather(scores, ids, start, stop):  # the scores of ids [batch, m] inside the chunk, else 0
+        inside = ops.logical_and(ids >= start, ids < stop)
+        local = ops.clip(ids - start, 0, stop - start - 1)
+        return ops.where(inside, ops.take_along_axis(scores, local, axis=1), 0.0)
+
+    # Every score comes from the same chunked matmul (gathered, never recomputed by
+    # another op): with TF32 or bf16 two matmul paths can disagree in the last
+    # bits, and a target that no longer ties with itself gets a rank of -1.
+    target_score = ops.zeros(ops.shape(targets), "float32")
+    history_scores = None if history is None else ops.zeros(ops.shape(history), "float32")
+    for start, stop in chunks:
+        scores = chunk_scores(start, stop)
+        target_score = target_score + gather(scores, targets[:, None], start, stop)[:, 0]
+        if history is not None:
+            history_scores = history_scores + gather(scores, history, start, stop)
     higher = ops.zeros(ops.shape(targets), "float32")
     ties = ops.zeros(ops.shape(targets), "float32")
-    for start in range(NUM_RESERVED_IDS, item_head.item_vocab_size, item_chunk):
-        stop = min(start + item_chunk, item_head.item_vocab_size)
-        scores = ops.matmul(hidden, kernel[:, start:stop]) + bias[start:stop]
+    for start, stop in chunks:
+        scores = chunk_scores(start, stop)
         higher = higher + ops.sum(ops.cast(scores > target_score[:, None], "float32"), axis=-1)
         ties = ties + ops.sum(ops.cast(scores == target_score[:, None], "float32"), axis=-1)
     # The target ties with itself.
@@ -57,9 +73,8 @@ def target_ranks(hidden, targets, item_head, history=None, item_chunk=65536):
     targets_np = np.asarray(ops.convert_to_numpy(targets))
     target_np = np.asarray(ops.convert_to_numpy(target_score))
     if history is not None:
-        history = ops.cast(ops.convert_to_tensor(history), "int32")
-        history_scores = np.asarray(ops.convert_to_numpy(scores_of(history)))
-        ranks = _exclude_history(ranks, np.asarray(ops.convert_to_numpy(history)), history_scores, target_np, targets_np)
+        ranks = _exclude_history(ranks, np.asarray(ops.convert_to_numpy(history)),
+                                 np.asarray(ops.convert_to_numpy(history_scores)), target_np, targets_np)
     return np.where(targets_np < NUM_RESERVED_IDS, _MISS, ranks)
 
 

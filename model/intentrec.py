@@ -11,7 +11,22 @@ from model.intent_aggregation import IntentAggregation
 from model.item_head import ItemHead
 from model.short_term_encoder import ShortTermEncoder
 from model.time_encoding import TimeEncoding
+from model.training import replica_gradient_scale
 from model.transformer_encoder import TransformerEncoder
+
+
+def track_layer(model, layer):
+    """Makes `layer`'s weights part of the functional `model`'s weights (idempotent).
+
+    Keras 3.6's `Functional.__init__` replaces `model._layers` after the attribute
+    tracker was bound to the old list, so a layer assigned as an attribute *after*
+    `super().__init__(inputs, outputs)` (the item head, kept outside the graph) is
+    silently left out of `trainable_variables` and the saved weights: it would
+    never train. tests/model/test_intentrec.py checks that it does.
+    """
+    if not any(existing is layer for existing in model._layers):
+        model._layers.append(layer)
+    return model
 
 
 @keras.saving.register_keras_serializable(package="intentrec")
@@ -162,9 +177,10 @@ class IntentRec(keras.Model):
         # serving only the last position, so [batch, seq, |I|] is never built.
         self.item_head = ItemHead(
             cfg.item_vocab_size, loss_mode=cfg.item_loss, num_sampled_negatives=cfg.num_sampled_negatives,
-            name="item_head",
+            chunk_size=cfg.item_chunk_size, max_label_positions=cfg.max_label_positions, name="item_head",
         )
         self.item_head.build((None, cfg.d_model))
+        track_layer(self, self.item_head)
         self.item_loss_tracker = keras.metrics.Mean(name="item_loss")
         self.intent_loss_trackers = {
             h["name"]: keras.metrics.Mean(name=f"intent_loss_{h['name']}") for h in heads
@@ -199,7 +215,7 @@ class IntentRec(keras.Model):
             head_loss = ops.sum(per_position * weights) / denominator
             self.intent_loss_trackers[name].update_state(head_loss)
             total = total + self.config.intent_loss_weight * head_loss
-        return total
+        return replica_gradient_scale(self, total)
 
     def _multi_label_loss(self, labels, logits):
         """labels, logits `[batch, seq, G]` → `[batch, seq]`."""

@@ -7,12 +7,15 @@ outputs `item_hidden` (+ `intent_<name>` for intent heads). Backend-agnostic.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
+from typing import Union
 
 import keras
 import numpy as np
+from keras import ops
 
 from model import evaluation
 
@@ -33,7 +36,108 @@ class TrainConfig:
     # when repeat consumption is rare in training (< 5% of targets), as on
     # MovieLens; no when users rewatch/continue (streaming logs).
     exclude_seen: str = "auto"
+    # 0: silent; 1: one line per epoch; 2: Keras progress bar as well.
     verbose: int = 1
+    # --- Speed and scale (docs/performance.md). The dtype policy and the
+    # distribution must be in place while the model is BUILT: build, compile and
+    # fit inside `with training.runtime(cfg):`.
+    # Keras dtype policy: "float32", "mixed_bfloat16" (GPU/TPU: bf16 matmuls,
+    # float32 variables and softmax; no loss scaling) or "mixed_float16".
+    mixed_precision: str = "float32"
+    # XLA compilation of the train step: True, False or "auto" (Keras: on for JAX,
+    # on for TF with a GPU and no tf.distribute strategy).
+    jit_compile: Union[bool, str] = "auto"
+    # Train steps per compiled call: fewer host round-trips and Python dispatches
+    # per step (the step itself never syncs with the host).
+    steps_per_execution: int = 1
+    # "none", or "data_parallel": JAX: `keras.distribution.DataParallel` over all
+    # local (or, after `keras.distribution.initialize()`, all hosts') devices;
+    # TF: pass a `tf.distribute` strategy to `runtime(cfg, strategy=...)`.
+    distribution: str = "none"
+
+
+DISTRIBUTIONS = ("none", "data_parallel")
+
+
+@contextlib.contextmanager
+def runtime(cfg: TrainConfig, strategy=None):
+    """Dtype policy and data-parallel placement of `cfg`, for building, compiling
+    and training a model inside the block.
+
+    Args:
+        cfg: the `TrainConfig` (`mixed_precision`, `distribution`).
+        strategy: TensorFlow backend only: a `tf.distribute` strategy (e.g.
+            `MirroredStrategy`, `MultiWorkerMirroredStrategy`) whose scope the
+            block enters. `model/` never imports TensorFlow, so the caller
+            (the TFX Trainer) creates it.
+
+    Example:
+    ```python
+    cfg = TrainConfig(mixed_precision="mixed_bfloat16", distribution="data_parallel")
+    with training.runtime(cfg):
+        model = IntentRec(config)
+        result = training.fit_and_evaluate(model, encoded, cfg)
+    ```
+    """
+    if cfg.distribution not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {cfg.distribution!r}")
+    backend = keras.backend.backend()
+    if strategy is not None and backend != "tensorflow":
+        raise ValueError(f"a tf.distribute strategy needs the TensorFlow backend, not {backend!r}")
+    if cfg.distribution == "data_parallel" and strategy is None and backend != "jax":
+        raise ValueError(
+            "distribution='data_parallel' on TensorFlow needs a tf.distribute strategy: "
+            "runtime(cfg, strategy=tf.distribute.MirroredStrategy())"
+        )
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(cfg.mixed_precision)
+    set_distribution = cfg.distribution == "data_parallel" and backend == "jax"
+    if set_distribution:
+        previous_distribution = keras.distribution.distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+    try:
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            yield
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+        if set_distribution:
+            keras.distribution.set_distribution(previous_distribution)
+
+
+def replica_gradient_scale(model, loss):
+    """`loss` with its value unchanged and its gradient divided by the number of
+    `tf.distribute` replicas in sync.
+
+    Keras 3.6 on TensorFlow all-reduces replica gradients with a SUM and never
+    rescales the loss, so a per-replica mean loss trains with `replicas` times the
+    single-device gradient. Dividing by the replica count restores it exactly
+    when every replica's batch carries the same total weight (and to within the
+    spread of those totals otherwise). The value is kept so logged losses stay
+    per-example means. JAX (`keras.distribution`) computes the global batch as one
+    SPMD program: nothing to do there. `compute_loss` of every model calls this
+    (tests/model/test_training_runtime.py checks it against one device).
+    """
+    strategy = getattr(model, "distribute_strategy", None)  # TF trainer only
+    replicas = getattr(strategy, "num_replicas_in_sync", 1)
+    if replicas == 1:
+        return loss
+    scale = 1.0 / replicas
+    return loss * scale + ops.stop_gradient(loss * (1.0 - scale))
+
+
+def compile_model(model, cfg: TrainConfig):
+    """Compiles `model` with AdamW and `cfg`'s XLA / steps-per-execution settings."""
+    policy = model.dtype_policy.name
+    if policy != cfg.mixed_precision:
+        raise ValueError(
+            f"the model was built under dtype policy {policy!r} but cfg.mixed_precision is "
+            f"{cfg.mixed_precision!r}: build it inside `with training.runtime(cfg):`"
+        )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, clipnorm=1.0),
+        jit_compile=cfg.jit_compile,
+        steps_per_execution=cfg.steps_per_execution,
+    )
 
 
 def with_weights(split) -> tuple[dict, dict]:
@@ -83,7 +187,9 @@ class ValidationCallback(keras.callbacks.Callback):
         score = metrics[MODEL_SELECTION_METRIC]
         self.history.append({"epoch": epoch + 1, **(logs or {}), **{f"val_{k}": v for k, v in metrics.items()}})
         if self.cfg.verbose:
-            print(f"  epoch {epoch + 1}: val {MODEL_SELECTION_METRIC}={score:.4f} recall@10={metrics['recall@10']:.4f}")
+            loss = (logs or {}).get("loss", float("nan"))
+            print(f"  epoch {epoch + 1}: loss {loss:.4f}  val {MODEL_SELECTION_METRIC}={score:.4f} "
+                  f"recall@10={metrics['recall@10']:.4f}", flush=True)
         if score > self.best:
             self.best, self.best_epoch, self.wait = score, epoch + 1, 0
             self.best_weights = self.model.get_weights()
@@ -109,9 +215,7 @@ def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "
     exclude_seen = resolve_exclude_seen(cfg.exclude_seen, encoded.train)
     if hasattr(model, "item_head"):
         model.item_head.set_prior(encoded.item_popularity)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, clipnorm=1.0)
-    )
+    compile_model(model, cfg)
     train_x, train_y = with_weights(encoded.train)
     val_x, val_y = with_weights(encoded.val)
     validation = ValidationCallback(val_x, val_y, cfg, exclude_seen)
@@ -123,7 +227,7 @@ def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "
         epochs=cfg.epochs,
         shuffle=True,
         callbacks=[validation],
-        verbose=cfg.verbose,
+        verbose={0: 0, 1: 0, 2: 1}.get(cfg.verbose, 1),
     )
     result = {
         "train_seconds": time.perf_counter() - started,

@@ -1,7 +1,43 @@
 """A pre-norm Transformer encoder stack that takes an explicit attention mask."""
 
+import inspect
+
 import keras
 from keras import layers, ops
+
+# Fused ("flash") attention: Keras >= 3.7 gives `ops.dot_product_attention` a
+# `flash_attention=` argument (None = the backend decides); Keras 3.6 has none and
+# maps straight to `jax.nn.dot_product_attention` / the TF composite. Detected,
+# never required: `None` (the default) passes nothing.
+_ATTENTION_ARGS = frozenset(inspect.signature(ops.dot_product_attention).parameters)
+_FLASH_ATTENTION = None
+
+
+def set_flash_attention(value):
+    """Requests (`True`), forbids (`False`) or leaves to the backend (`None`) fused
+    attention. A no-op on Keras versions without the argument. Process-global:
+    call it before the first training step is traced."""
+    global _FLASH_ATTENTION
+    if value not in (None, True, False):
+        raise ValueError(f"flash attention must be None, True or False, got {value!r}")
+    _FLASH_ATTENTION = value
+
+
+def attention_info() -> dict:
+    """What attention the running Keras offers (for benchmark reports)."""
+    return {
+        "keras": keras.__version__,
+        "flash_attention_arg": "flash_attention" in _ATTENTION_ARGS,
+        "flash_attention_requested": _FLASH_ATTENTION,
+    }
+
+
+def dot_product_attention(q, k, v, mask):
+    """`ops.dot_product_attention`, forwarding the flash setting where supported."""
+    kwargs = {}
+    if _FLASH_ATTENTION is not None and "flash_attention" in _ATTENTION_ARGS:
+        kwargs["flash_attention"] = _FLASH_ATTENTION
+    return ops.dot_product_attention(q, k, v, mask=mask, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="intentrec")
@@ -47,7 +83,7 @@ class TransformerBlock(layers.Layer):
         batch, seq = ops.shape(x)[0], ops.shape(x)[1]
         qkv = ops.reshape(self.qkv(self.attn_norm(x)), (batch, seq, 3, self.num_heads, self.head_dim))
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [batch, seq, heads, head_dim]
-        attended = ops.dot_product_attention(q, k, v, mask=mask[:, None, :, :])
+        attended = dot_product_attention(q, k, v, mask[:, None, :, :])
         attended = self.attn_out(ops.reshape(attended, (batch, seq, self.d_model)))
         x = x + self.drop(attended, training=training)
         return x + self.drop(self.ffn_out(self.ffn_in(self.ffn_norm(x))), training=training)

@@ -186,6 +186,18 @@ class IntentRecTest(TestCase):
         for key in ("item_loss", "intent_loss_action_type", "intent_loss_genre"):
             self.assertTrue(np.isfinite(history[key]).all())
 
+    def test_item_head_is_trained(self):
+        # The item head lives outside the functional graph; Keras 3.6 would leave it
+        # out of trainable_variables (and frozen at its initial weights) if the model
+        # did not track it explicitly.
+        model = self.make_model(variant="v3")
+        self.assertTrue(any(v is model.item_head.kernel for v in model.trainable_variables))
+        kernel_before = ops.convert_to_numpy(model.item_head.kernel).copy()
+        model.compile(optimizer=keras.optimizers.Adam(5e-3))
+        x, y = self.random_batch(batch=8)
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        self.assertGreater(np.abs(ops.convert_to_numpy(model.item_head.kernel) - kernel_before).max(), 1e-4)
+
     def test_sampled_item_loss_trains(self):
         model = self.make_model(variant="v0", item_loss="sampled", num_sampled_negatives=16)
         model.compile(optimizer=keras.optimizers.Adam(5e-3))
