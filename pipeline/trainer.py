@@ -35,7 +35,7 @@ DEFAULT_TRAINING = {
     "weight_decay": 1e-4,
     "clipnorm": 1.0,
     "distribution": "auto",  # auto | mirrored | one_device | default
-    "mixed_precision": "auto",  # auto (GPU only) | true | false
+    "mixed_precision": "auto",  # auto (GPU only) | true | false | a Keras policy name
     "xla": "auto",  # auto (GPU only) | true | false
     "early_stopping_patience": 0,  # 0: off
     "top_k": 10,
@@ -110,6 +110,17 @@ def _flag(value, default_if_auto: bool) -> bool:
     return bool(value)
 
 
+def dtype_policy(value, gpus) -> str:
+    """The Keras dtype policy for `mixed_precision`: bf16 on Ampere and newer GPUs (no
+    loss scaling needed, same exponent range as float32), float16 on older ones."""
+    if isinstance(value, str) and value.startswith(("mixed_", "float", "bfloat")):
+        return value
+    if not _flag(value, bool(gpus)):
+        return "float32"
+    capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)) for g in gpus]
+    return "mixed_bfloat16" if capabilities and min(capabilities) >= (8, 0) else "mixed_float16"
+
+
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
@@ -155,9 +166,9 @@ def run_fn(fn_args) -> None:
     log.info("feature spec: %s", json.dumps(spec))
 
     gpus = tf.config.list_physical_devices("GPU")
-    mixed = _flag(training["mixed_precision"], bool(gpus))
+    mixed = dtype_policy(training["mixed_precision"], gpus)
     xla = _flag(training["xla"], bool(gpus))
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    keras.mixed_precision.set_global_policy(mixed)
     keras.utils.set_random_seed(int(training["seed"]))
     strategy = make_strategy(training["distribution"])
     replicas = strategy.num_replicas_in_sync
