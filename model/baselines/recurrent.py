@@ -1,0 +1,45 @@
+"""Recurrent next-item + intent model (shared by `LSTMRec` and `GRURec`)."""
+
+import keras
+from keras import layers
+
+from model import masks
+from model.baselines import multitask
+from model.baselines.base import SequenceBaseline
+from model.feature_constructor import InputFeatureConstructor
+from model.item_head import ItemHead
+
+
+class RecurrentRec(SequenceBaseline):
+    """Item embeddings → stacked LSTM/GRU → next-item head and one FC head per intent.
+
+    The paper's "LSTM / GRU + intent heads" baselines (§4.1.2): the original
+    encoder with extra fully connected heads for multi-task learning. As the
+    paper states these baselines take no interaction metadata: the input is the
+    item id only. Recurrence is causal by construction; left padding is masked
+    (the state does not move over padding).
+
+    Subclasses set `cell` to `"lstm"` or `"gru"`.
+    """
+
+    cell = None
+
+    def build_graph(self, cfg):
+        n = cfg.max_len
+        inputs = {"item": keras.Input((n,), dtype="int32", name="item")}
+        embed = InputFeatureConstructor(cfg.item_vocab_size, cfg.d_model, name="input_features")
+        rnn_cls = {"lstm": layers.LSTM, "gru": layers.GRU}[self.cell]
+        recurrent = [
+            rnn_cls(cfg.d_model, return_sequences=True, name=f"{self.cell}_{i}") for i in range(cfg.rnn_layers)
+        ]
+        valid = masks.padding_mask(inputs["item"])
+        x = layers.Dropout(cfg.dropout, name="input_dropout")(embed(inputs))
+        for rnn in recurrent:
+            x = rnn(x, mask=valid)
+        hidden = layers.Dropout(cfg.dropout, name="output_dropout")(x)
+        heads = list(cfg.intents)
+        outputs = {"item_hidden": hidden, **multitask.intent_head_outputs(hidden, heads)}
+        item_head = ItemHead(cfg.item_vocab_size, loss_mode=cfg.item_loss,
+                             num_sampled_negatives=cfg.num_sampled_negatives, name="item_head")
+        item_head.build((None, cfg.d_model))
+        return inputs, outputs, heads, item_head

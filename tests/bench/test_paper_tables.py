@@ -1,0 +1,194 @@
+"""The paper-table runner end to end: `python -m bench.paper_tables --quick` on synthetic data.
+
+One quick run (tiny models, 2 epochs, 1 seed, 200 synthetic users, 15 rows): a few
+minutes on an idle 2-core machine with TensorFlow, several times that when the
+machine is shared, hence the generous timeout. The multi-seed statistics (mean ±
+std, t-tests, relative cells) are tested on fabricated runs, without training.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bench import paper_tables
+
+pytestmark = pytest.mark.timeout(1800)
+
+EXPECTED_ROWS = {
+    "lstm", "gru", "transformer", "sasrec", "bert4rec", "transact", "v0", "v1", "v2", "v3", "v3_month",
+    "v3_only_action_type", "v3_only_genre", "v3_only_item_type", "v3_only_release_bucket",
+}
+
+
+def _finite(value):
+    return value is not None and math.isfinite(value)
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    report = paper_tables.main(["--dataset", "synthetic", "--quick", "--out", str(out)])
+    return report, out / "synthetic-quick"
+
+
+def test_every_model_and_variant_has_finite_metrics(quick_report):
+    report, _ = quick_report
+    assert set(report["rows"]) == EXPECTED_ROWS
+    assert report["seeds"] == [0] and report["complete"]
+    for row_id, row in report["rows"].items():
+        assert len(row["runs"]) == 1, row_id
+        for metric in ("ndcg@10", "recall@10", "mrr"):
+            assert _finite(row["test_mean"][metric]), (row_id, metric)
+            assert 0.0 <= row["test_mean"][metric] <= 1.0
+        assert row["wall_seconds"] > 0
+
+
+def test_tables_follow_the_paper_layout(quick_report):
+    report, _ = quick_report
+    tables = report["tables"]
+    assert list(tables["table1"]["rows"]) == ["lstm", "gru", "transformer", "sasrec", "bert4rec", "transact",
+                                              "v0", "v3"]
+    assert list(tables["table2"]["rows"]) == ["v0", "v1", "v2", "v3_month", "v3"]
+    assert list(tables["table3"]["rows"]) == ["v0", "v3_only_action_type", "v3_only_genre", "v3_only_item_type",
+                                              "v3_only_release_bucket", "v3"]
+    t1 = tables["table1"]["rows"]
+    # The reference row is +0% of itself; next-item-only models are N/A on intents.
+    assert t1["transact"]["cells"]["ndcg@10"]["rel"] == 0.0
+    for row_id in ("sasrec", "bert4rec", "v0"):
+        assert t1[row_id]["cells"]["intent_accuracy/action_type"] is None
+    for row_id in ("lstm", "gru", "transformer", "transact", "v3"):
+        cell = t1[row_id]["cells"]["intent_accuracy/action_type"]
+        assert _finite(cell["abs"]["mean"]) and _finite(cell["rel"])
+    for row_id, row in t1.items():
+        assert _finite(row["cells"]["ndcg@10"]["rel"]), row_id
+    # Table 3: each single-head variant predicts only its own head.
+    t3 = tables["table3"]["rows"]
+    assert t3["v3_only_genre"]["cells"]["intent_accuracy/genre"]["rel"] == 0.0
+    assert t3["v3_only_genre"]["cells"]["intent_accuracy/action_type"] is None
+
+
+def test_outputs_and_provenance(quick_report):
+    report, out = quick_report
+    for name in ("paper_tables.md", "paper_tables.json", "paper_tables.png", "runs.jsonl"):
+        assert (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "paper_tables.json").read_text())
+    assert saved["command"].startswith("python -m bench.paper_tables --dataset synthetic --quick")
+    assert len(saved["git"]["commit"]) in (7, 40) or saved["git"]["commit"] == "unknown"
+    assert saved["backend"] and "tuning" in saved and saved["ttest"].startswith("scipy.stats.ttest_ind")
+    md = (out / "paper_tables.md").read_text()
+    for label in ("TransAct", "SASRec", "BERT4Rec", "V2: hierarchical MTL", "N/A", "Table 3"):
+        assert label in md
+    # A second call takes every run from runs.jsonl instead of retraining.
+    again = paper_tables.main(["--dataset", "synthetic", "--quick", "--out", str(out.parent)])
+    assert again["rows"]["sasrec"]["runs"] == report["rows"]["sasrec"]["runs"]
+
+
+def _fake_runs(row_id, values, metric="ndcg@10", intents=()):
+    runs = []
+    for seed, value in enumerate(values):
+        test = {m: value for m in ("recall@1", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr")}
+        test.update({f"intent_accuracy/{h}": 0.5 + value for h in intents})
+        runs.append({"row": row_id, "seed": seed, "test": test})
+    return runs
+
+
+def test_statistics_over_seeds():
+    """Relative %, mean ± std and Student's t-test p-values, on fabricated 3-seed runs."""
+    spec = {"intents": [{"name": "action_type", "kind": "single", "num_classes": 5},
+                        {"name": "genre", "kind": "multi", "num_classes": 9}], "has_timestamps": True}
+    rows, tables = paper_tables.build_rows(spec)
+    heads = ["action_type", "genre"]
+    values = {row_id: [0.10 + 0.01 * i, 0.11 + 0.01 * i, 0.12 + 0.01 * i] for i, row_id in enumerate(rows)}
+    runs = {}
+    for row_id, vals in values.items():
+        kind_heads = heads if rows[row_id].kind == "intentrec" and row_id != "v0" else ()
+        if row_id in ("lstm", "gru", "transformer", "transact"):
+            kind_heads = heads
+        if row_id.startswith("v3_only_"):
+            kind_heads = [row_id[len("v3_only_"):]]
+        runs[row_id] = _fake_runs(row_id, vals, intents=kind_heads)
+    out = paper_tables.build_tables(rows, tables, runs, heads)
+    cell = out["table1"]["rows"]["v3"]["cells"]["ndcg@10"]
+    a, b = np.array(values["v3"]), np.array(values["transact"])
+    assert cell["rel"] == pytest.approx(100 * (a.mean() - b.mean()) / b.mean())
+    assert cell["p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=True).pvalue)
+    assert cell["abs"]["std"] == pytest.approx(a.std(ddof=1))
+    assert out["table1"]["rows"]["sasrec"]["cells"]["intent_accuracy/genre"] is None
+    assert out["table2"]["reference"] == "v1"
+    assert out["table2"]["rows"]["v1"]["cells"]["ndcg@10"]["rel"] == 0.0
+    # Table 3: items vs V0, each intent vs the single-head variant of that intent.
+    t3 = out["table3"]["rows"]["v3"]["cells"]
+    assert t3["ndcg@10"]["ref"]["mean"] == pytest.approx(np.mean(values["v0"]))
+    assert t3["intent_accuracy/genre"]["ref"]["mean"] == pytest.approx(0.5 + np.mean(values["v3_only_genre"]))
+    # Identical samples: p = 1; a single seed: no p-value.
+    same = np.array([0.2, 0.2])
+    assert paper_tables.t_test(same, same) == 1.0
+    assert math.isnan(paper_tables.t_test(np.array([0.1]), np.array([0.1, 0.2])))
+
+
+def test_rows_without_timestamps_use_count_windows():
+    rows, tables = paper_tables.build_rows({"intents": [], "has_timestamps": False})
+    assert rows["v3"].params["short_term_window_count"] == 10
+    assert rows["v3_month"].params["short_term_window_count"] == 40
+    assert tables["table3"] == ["v0", "v3"]
+
+
+def test_attention_fix_matches_the_definition():
+    """Inside `corrected_attention`, `ops.dot_product_attention` is softmax(q·k/√h + mask) v,
+    on every backend (Keras 3.6's TF backend squares the logits instead); outside, the
+    process is left as it was."""
+    from keras import ops
+
+    from bench import keras_fixes
+
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.normal(size=(2, 5, 2, 4)).astype("float32") for _ in range(3))
+    mask = np.broadcast_to(np.tril(np.ones((5, 5), bool)), (2, 1, 5, 5))
+    logits = np.einsum("btnh,bsnh->bnts", q, k) / 2.0
+    logits = np.where(mask, logits, -1e9)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    expected = np.einsum("bnts,bsnh->btnh", probs, v)
+    before = keras_fixes.needs_fix()
+    with keras_fixes.corrected_attention():
+        got = ops.convert_to_numpy(ops.dot_product_attention(q, k, v, mask=mask))
+        assert not keras_fixes.needs_fix()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert keras_fixes.needs_fix() == before
+
+
+def test_invalid_runs_are_flagged_and_excluded():
+    """A validation metric outside [0, 1] (a negative rank from the evaluation) voids early
+    stopping: such a run is named in the report and left out of the tables."""
+    ok = {"val_curve": [0.1, 0.2], "val": {"ndcg@10": 0.2, "num_users": 3}, "test": {"ndcg@10": 0.1}}
+    assert paper_tables.invalid_reason(ok) is None
+    assert "epoch 2" in paper_tables.invalid_reason({**ok, "val_curve": [0.1, float("inf")]})
+    assert paper_tables.invalid_reason({**ok, "test": {"ndcg@10": -0.5}}).startswith("test ndcg@10")
+
+    class FakeRunner:
+        def __init__(self, records):
+            self.records = records
+
+        def lookup(self, row, hp, seed):
+            return self.records.get((row.id, seed))
+
+    spec = {"intents": [], "has_timestamps": True}
+    rows, tables = paper_tables.build_rows(spec)
+    rows = {"sasrec": rows["sasrec"]}
+    hp = {"learning_rate": 1e-3, "dropout": 0.2}
+    tuning = {"sasrec": {"configs": [{"hp": hp, "val_ndcg@10": 0.2, "wall_seconds": 1.0}], "chosen": hp}}
+    records = {}
+    for seed, curve in enumerate(([0.1, 0.2], [0.1, float("inf")], [0.15, 0.25])):
+        test = {m: 0.1 + 0.01 * seed for m in ("recall@1", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr")}
+        records[("sasrec", seed)] = {"row": "sasrec", "seed": seed, "key": f"k{seed}", "val_curve": curve,
+                                     "val": dict(test), "test": test, "best_epoch": 2, "epochs_run": 2,
+                                     "wall_seconds": 1.0, "params": 10}
+    report = paper_tables.assemble_report({}, rows, {"table1": ["sasrec"], "table2": [], "table3": []}, tuning,
+                                          FakeRunner(records), [0, 1, 2], [], final=True)
+    assert [r["seed"] for r in report["rows"]["sasrec"]["runs"]] == [0, 2]
+    assert report["invalid_runs"] == [{"row": "sasrec", "seed": 1, "key": "k1",
+                                       "reason": "validation NDCG@10 = inf at epoch 2"}]
+    assert report["complete"] is False
