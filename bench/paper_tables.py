@@ -572,17 +572,6 @@ def _without_provenance(argv):
     return out
 
 
-def parse_data_args(pairs):
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def main(argv=None) -> dict:
     from bench import keras_fixes
 
@@ -610,6 +599,8 @@ def _main(argv, attention_fix) -> dict:
     grid_name = args.grid or ("none" if quick else "small")
     grid = grid_configs(GRIDS[grid_name])
     max_len = args.max_len or (20 if quick else 50)
+    from model.train import parse_data_args
+
     data_kwargs = parse_data_args(args.data_arg)
     if quick and args.dataset.startswith("synthetic") and "num_users" not in data_kwargs:
         data_kwargs["num_users"] = 200

@@ -185,6 +185,10 @@ class ItemHead(layers.Layer):
         d = hidden_shape[-1]
         self.kernel = self.add_weight(shape=(d, self.item_vocab_size), initializer="glorot_uniform", name="kernel")
         self.bias = self.add_weight(shape=(self.item_vocab_size,), initializer="zeros", name="bias")
+        self._add_log_prior()
+        self.built = True
+
+    def _add_log_prior(self):
         # Uniform over the recommendable items until `set_prior` is called with
         # training counts: log(1 / (|I| - reserved)), a proper log-probability, so
         # the sampled head's log-Q correction is right even without a prior.
@@ -193,7 +197,6 @@ class ItemHead(layers.Layer):
             shape=(self.item_vocab_size,), initializer=keras.initializers.Constant(uniform), trainable=False,
             name="log_prior",
         )
-        self.built = True
 
     def set_prior(self, counts):
         """counts: `[item_vocab_size]` target counts from training data (reserved ids ignored)."""

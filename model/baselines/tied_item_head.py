@@ -1,11 +1,7 @@
 """Item head whose output weights are the input item embeddings (SASRec, BERT4Rec)."""
 
-import math
-
 import keras
 from keras import ops
-
-from datasets.schema import NUM_RESERVED_IDS
 
 from model.item_head import ItemHead
 
@@ -33,12 +29,7 @@ class TiedItemHead(ItemHead):
 
     def build(self, hidden_shape):
         self.bias = self.add_weight(shape=(self.item_vocab_size,), initializer="zeros", name="bias")
-        # The same uniform log-probability as ItemHead until `set_prior` is called.
-        uniform = -math.log(max(self.item_vocab_size - NUM_RESERVED_IDS, 1))
-        self.log_prior = self.add_weight(
-            shape=(self.item_vocab_size,), initializer=keras.initializers.Constant(uniform), trainable=False,
-            name="log_prior",
-        )
+        self._add_log_prior()
         self.built = True
 
     @property
