@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from datasets.schema import ITEM, NUM_RESERVED_IDS, TIMESTAMP, USER
+from datasets.sequences import history_frame
 
 INTENT_EMBEDDING = "intent_embedding"
 INTENT_ATTENTION = "intent_attention"
@@ -275,7 +276,7 @@ class SavedModelIntentModel(IntentModel):
 
         out = []
         for h in histories:
-            frame = _as_frame(h)
+            frame = history_frame(h)
             items = frame[ITEM].astype(str).tolist() if ITEM in frame.columns else []
             ts = (pd.to_numeric(frame[TIMESTAMP], errors="coerce").fillna(0).astype(np.int64).tolist()
                   if TIMESTAMP in frame.columns else None)
@@ -387,14 +388,6 @@ def load_intent_model(path, dataset=None, preprocessor=None) -> IntentModel:
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-def _as_frame(history) -> pd.DataFrame:
-    if history is None:
-        return pd.DataFrame({ITEM: pd.Series([], dtype=object)})
-    if isinstance(history, pd.DataFrame):
-        return history.reset_index(drop=True)
-    return pd.DataFrame(list(history))
-
-
 def label_names(labels: Sequence[str]) -> list[str]:
     """Labels without the reserved padding / OOV slots."""
     return list(labels)[NUM_RESERVED_IDS:]

@@ -578,7 +578,7 @@ def _item_titles(items: Optional[pd.DataFrame], vocab: Vocabulary) -> list:
 # --------------------------------------------------------------------------------------
 # Inference-time encoding
 # --------------------------------------------------------------------------------------
-def _as_frame(history) -> pd.DataFrame:
+def history_frame(history) -> pd.DataFrame:
     if history is None:
         return pd.DataFrame({ITEM: pd.Series([], dtype=object)})
     if isinstance(history, pd.DataFrame):
@@ -599,7 +599,7 @@ def encode_histories(preprocessor: Union[Preprocessor, EncodedData], histories: 
     n = int(max_len or p.max_len)
     frames = []
     for h in histories:
-        f = _as_frame(h)
+        f = history_frame(h)
         if len(f) and TIMESTAMP in f.columns and p.schema.has_timestamps:
             f = f.assign(**{TIMESTAMP: pd.to_numeric(f[TIMESTAMP], errors="coerce").fillna(0).astype(np.int64)})
             f = f.sort_values(TIMESTAMP, kind="mergesort")

@@ -8,6 +8,25 @@ from typing import Literal
 VARIANTS = ("v0", "v1", "v2", "v3")
 
 
+def data_fields(spec: dict, intents: list[str] | None = None) -> dict:
+    """The data-derived config fields from an `EncodedData.feature_spec` (shared by
+    `IntentRecConfig` and the baselines' config); `intents` keeps only the named heads."""
+    heads = [i for i in spec.get("intents", ()) if intents is None or i["name"] in intents]
+    if intents is not None:
+        missing = set(intents) - {h["name"] for h in heads}
+        if missing:
+            raise ValueError(f"unknown intent heads {sorted(missing)}; the data has "
+                             f"{[i['name'] for i in spec.get('intents', ())]}")
+    return dict(
+        item_vocab_size=spec["item_vocab_size"],
+        categorical=dict(spec.get("categorical", {})),
+        multi_hot=dict(spec.get("multi_hot", {})),
+        numeric=tuple(spec.get("numeric", ())),
+        intents=tuple(heads),
+        has_timestamps=spec.get("has_timestamps", True),
+    )
+
+
 @dataclasses.dataclass
 class IntentRecConfig:
     # --- Data-derived: copy from `EncodedData.feature_spec` (see `from_feature_spec`). ---
@@ -82,21 +101,7 @@ class IntentRecConfig:
     @classmethod
     def from_feature_spec(cls, spec: dict, intents: list[str] | None = None, **overrides) -> "IntentRecConfig":
         """Config from a data feature spec; `intents` keeps only the named heads."""
-        heads = [i for i in spec.get("intents", ()) if intents is None or i["name"] in intents]
-        if intents is not None:
-            missing = set(intents) - {h["name"] for h in heads}
-            if missing:
-                raise ValueError(f"unknown intent heads {sorted(missing)}; the data has "
-                                 f"{[i['name'] for i in spec.get('intents', ())]}")
-        return cls(
-            item_vocab_size=spec["item_vocab_size"],
-            categorical=dict(spec.get("categorical", {})),
-            multi_hot=dict(spec.get("multi_hot", {})),
-            numeric=tuple(spec.get("numeric", ())),
-            intents=tuple(heads),
-            has_timestamps=spec.get("has_timestamps", True),
-            **overrides,
-        )
+        return cls(**data_fields(spec, intents), **overrides)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -5,7 +5,21 @@ import keras
 from model import training as training_lib
 from model.baselines import multitask
 from model.baselines.config import BaselineConfig
+from model.baselines.tied_item_head import TiedItemHead
 from model.intentrec import IntentRec, track_layer
+from model.item_head import ItemHead
+
+
+def build_item_head(cfg: BaselineConfig, tied_embedding=None):
+    """The next-item head of `cfg`, built for width `d_model`: its own weights, or the
+    model's input item embeddings when `tied_embedding` is given (SASRec, BERT4Rec)."""
+    kwargs = dict(loss_mode=cfg.item_loss, num_sampled_negatives=cfg.num_sampled_negatives, name="item_head")
+    if tied_embedding is not None:
+        head = TiedItemHead(tied_embedding, cfg.item_vocab_size, **kwargs)
+    else:
+        head = ItemHead(cfg.item_vocab_size, **kwargs)
+    head.build((None, cfg.d_model))
+    return head
 
 
 class SequenceBaseline(keras.Model):
@@ -75,16 +89,8 @@ class SequenceBaseline(keras.Model):
     # Top-k items and intents at the last position, exactly as IntentRec serves them.
     recommend = IntentRec.recommend
     select_inputs = IntentRec.select_inputs
+    input_names = IntentRec.input_names
 
-    @property
-    def input_names(self):
-        return list(self._inputs_struct.keys())
-
-    # --- Config -------------------------------------------------------------
-
-    def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    # --- Config (a config dataclass with `to_dict`, as IntentRec) -----------
+    get_config = IntentRec.get_config
+    from_config = IntentRec.__dict__["from_config"]  # the classmethod itself, bound to cls

@@ -4,12 +4,10 @@ import keras
 from keras import layers, ops
 
 from model import masks
-from model.baselines.base import SequenceBaseline
+from model.baselines.base import SequenceBaseline, build_item_head
 from model.baselines.cloze_masking import ClozeMasking
 from model.baselines.position_embedding import PositionEmbedding
-from model.baselines.tied_item_head import TiedItemHead
 from model.feature_constructor import InputFeatureConstructor
-from model.item_head import ItemHead
 from model.transformer_encoder import TransformerEncoder
 
 
@@ -66,13 +64,7 @@ class BERT4Rec(SequenceBaseline):
         hidden = encoder(x, bidirectional)
         hidden = layers.Dense(cfg.d_model, activation="gelu", name="output_transform")(hidden)
         hidden = layers.LayerNormalization(epsilon=1e-6, name="output_norm")(hidden)
-        if cfg.tie_item_embeddings:
-            item_head = TiedItemHead(embed.item_embedding, cfg.item_vocab_size, loss_mode=cfg.item_loss,
-                                     num_sampled_negatives=cfg.num_sampled_negatives, name="item_head")
-        else:
-            item_head = ItemHead(cfg.item_vocab_size, loss_mode=cfg.item_loss,
-                                 num_sampled_negatives=cfg.num_sampled_negatives, name="item_head")
-        item_head.build((None, cfg.d_model))
+        item_head = build_item_head(cfg, embed.item_embedding if cfg.tie_item_embeddings else None)
         return inputs, {"item_hidden": hidden, "cloze_mask": cloze_mask}, [], item_head
 
     def item_targets(self, x, y, y_pred):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
+from model.config import data_fields
+
 
 @dataclasses.dataclass
 class BaselineConfig:
@@ -67,20 +69,7 @@ class BaselineConfig:
     @classmethod
     def from_feature_spec(cls, spec: dict, intents: list[str] | None = None, **overrides) -> "BaselineConfig":
         """Config from a data feature spec; `intents` keeps only the named heads."""
-        heads = [i for i in spec.get("intents", ()) if intents is None or i["name"] in intents]
-        if intents is not None:
-            missing = set(intents) - {h["name"] for h in heads}
-            if missing:
-                raise ValueError(f"unknown intent heads {sorted(missing)}")
-        return cls(
-            item_vocab_size=spec["item_vocab_size"],
-            categorical=dict(spec.get("categorical", {})),
-            multi_hot=dict(spec.get("multi_hot", {})),
-            numeric=tuple(spec.get("numeric", ())),
-            intents=tuple(heads),
-            has_timestamps=spec.get("has_timestamps", True),
-            **overrides,
-        )
+        return cls(**data_fields(spec, intents), **overrides)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

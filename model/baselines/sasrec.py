@@ -4,11 +4,9 @@ import keras
 from keras import layers, ops
 
 from model import masks
-from model.baselines.base import SequenceBaseline
+from model.baselines.base import SequenceBaseline, build_item_head
 from model.baselines.position_embedding import PositionEmbedding
-from model.baselines.tied_item_head import TiedItemHead
 from model.feature_constructor import InputFeatureConstructor
-from model.item_head import ItemHead
 from model.transformer_encoder import TransformerEncoder
 
 
@@ -37,11 +35,5 @@ class SASRec(SequenceBaseline):
         x = layers.Dropout(cfg.dropout, name="input_dropout")(x)
         x = x * ops.cast(valid, x.dtype)[..., None]
         hidden = encoder(x, masks.causal_mask(valid))
-        if cfg.tie_item_embeddings:
-            item_head = TiedItemHead(embed.item_embedding, cfg.item_vocab_size, loss_mode=cfg.item_loss,
-                                     num_sampled_negatives=cfg.num_sampled_negatives, name="item_head")
-        else:
-            item_head = ItemHead(cfg.item_vocab_size, loss_mode=cfg.item_loss,
-                                 num_sampled_negatives=cfg.num_sampled_negatives, name="item_head")
-        item_head.build((None, cfg.d_model))
+        item_head = build_item_head(cfg, embed.item_embedding if cfg.tie_item_embeddings else None)
         return inputs, {"item_hidden": hidden}, [], item_head

@@ -5,9 +5,8 @@ from keras import layers, ops
 
 from model import masks
 from model.baselines import multitask
-from model.baselines.base import SequenceBaseline
+from model.baselines.base import SequenceBaseline, build_item_head
 from model.feature_constructor import InputFeatureConstructor
-from model.item_head import ItemHead
 from model.time_encoding import TimeEncoding
 from model.transformer_encoder import TransformerEncoder
 
@@ -38,7 +37,5 @@ class TransformerRec(SequenceBaseline):
         hidden = encoder(x, masks.causal_mask(valid))
         heads = list(cfg.intents)
         outputs = {"item_hidden": hidden, **multitask.intent_head_outputs(hidden, heads)}
-        item_head = ItemHead(cfg.item_vocab_size, loss_mode=cfg.item_loss,
-                             num_sampled_negatives=cfg.num_sampled_negatives, name="item_head")
-        item_head.build((None, cfg.d_model))
+        item_head = build_item_head(cfg)
         return inputs, outputs, heads, item_head
