@@ -9,11 +9,11 @@ Keras 3.6's `keras.src.backend.tensorflow.nn._dot_product_attention_xla` compute
 function (same weights: outputs differ from JAX by O(1); SASRec on ML-100K learns
 2–3x slower per epoch).
 
-`apply()` swaps in the corrected function for the current process when the backend is
-TensorFlow and the installed function is the buggy one; elsewhere it does nothing. The
-benchmark applies it so that its tables measure the intended models; the proper fix
-belongs in `model/transformer_encoder.py` (or a Keras >= 3.7 pin), see
-docs/experiments.md.
+`model.transformer_encoder.dot_product_attention` now computes attention itself on
+TensorFlow, so the project's models no longer reach the buggy function. `apply()`
+still swaps in the corrected function for the current process when the backend is
+TensorFlow and the installed function is the buggy one (elsewhere it does nothing),
+for any other code that calls `ops.dot_product_attention` directly.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """A pre-norm Transformer encoder stack that takes an explicit attention mask."""
 
 import inspect
+import math
 
 import keras
 from keras import layers, ops
@@ -33,7 +34,18 @@ def attention_info() -> dict:
 
 
 def dot_product_attention(q, k, v, mask):
-    """`ops.dot_product_attention`, forwarding the flash setting where supported."""
+    """`ops.dot_product_attention`, forwarding the flash setting where supported.
+
+    q, k, v `[batch, seq, heads, head_dim]`, mask bool `[batch, 1, seq_q, seq_k]`.
+    """
+    if keras.config.backend() == "tensorflow":
+        # Keras 3.6's TF attention multiplies the logits by themselves instead of by
+        # the scale (fixed in Keras 3.7, keras-team/keras#20510). TF has no fused
+        # kernel behind it, so the same composite written out here costs nothing.
+        logits = ops.einsum("btnh,bsnh->bnts", ops.cast(q, "float32"), ops.cast(k, "float32"))
+        logits = ops.where(mask, logits * (1.0 / math.sqrt(q.shape[-1])), -1e9)
+        probs = ops.cast(ops.softmax(logits, axis=-1), v.dtype)
+        return ops.einsum("bnts,bsnh->btnh", probs, v)
     kwargs = {}
     if _FLASH_ATTENTION is not None and "flash_attention" in _ATTENTION_ARGS:
         kwargs["flash_attention"] = _FLASH_ATTENTION

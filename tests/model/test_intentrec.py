@@ -186,6 +186,19 @@ class IntentRecTest(TestCase):
         for key in ("item_loss", "intent_loss_action_type", "intent_loss_genre"):
             self.assertTrue(np.isfinite(history[key]).all())
 
+    def test_attention_is_scaled_dot_product_softmax(self):
+        # Keras 3.6's TF attention squares its logits; ours must match the definition.
+        from model.transformer_encoder import dot_product_attention
+
+        q, k, v = (self.rng.normal(size=(2, 5, 2, 4)).astype("float32") for _ in range(3))
+        mask = np.tril(np.ones((5, 5), bool))[None, None].repeat(2, axis=0)
+        got = ops.convert_to_numpy(dot_product_attention(q, k, v, mask))
+        logits = np.einsum("btnh,bsnh->bnts", q, k) / 2.0
+        logits = np.where(mask, logits, -np.inf)
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        np.testing.assert_allclose(got, np.einsum("bnts,bsnh->btnh", probs, v), atol=1e-5)
+
     def test_item_head_is_trained(self):
         # The item head lives outside the functional graph; Keras 3.6 would leave it
         # out of trainable_variables (and frozen at its initial weights) if the model
