@@ -575,14 +575,7 @@ def _without_provenance(argv):
 def main(argv=None) -> dict:
     from bench import keras_fixes
 
-    # Keras 3.6's TF attention squares its logits (bench/keras_fixes.py): correct it for
-    # the duration of the run only, so that an importing process is left as it was.
     keras_fixes.jax_compat()  # Keras 3.6 on a newer JAX (e.g. a GPU machine's): no-op otherwise
-    with keras_fixes.corrected_attention() as patched:
-        return _main(argv, patched)
-
-
-def _main(argv, attention_fix) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     started_wall = time.perf_counter()
@@ -591,7 +584,6 @@ def _main(argv, attention_fix) -> dict:
     import keras
 
     import datasets
-    from bench import keras_fixes
     from model import training
 
     quick = args.quick
@@ -640,7 +632,9 @@ def _main(argv, attention_fix) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     context = {"dataset": args.dataset, "data_args": data_kwargs, "max_len": max_len,
                "train_windows": args.train_windows, "settings": settings, "backend": keras.config.backend(),
-               "attention_fix": attention_fix or not keras_fixes.needs_fix()}
+               # Always true since attention is correct on every backend; kept so that the
+               # keys of runs trained under the old runtime patch stay valid.
+               "attention_fix": True}
     runner = Runner(encoded, spec, settings, context, out_dir / "runs.jsonl", args.fresh, exclude_seen, log,
                     verbose=0 if quick else 1,  # 1: one line per epoch (val NDCG@10) in the log
                     report_only=args.report_only)
@@ -660,7 +654,6 @@ def _main(argv, attention_fix) -> dict:
         "git": runner.git,
         "backend": keras.config.backend(),
         "keras_version": keras.__version__,
-        "tf_attention_patched": attention_fix,
         "python": platform.python_version(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "started": started,

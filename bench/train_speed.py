@@ -570,7 +570,7 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None, help="JSON path")
     args = p.parse_args(argv)
 
-    fixes = {"jax_compat": keras_fixes.jax_compat(), "tf_attention_fix": keras_fixes.apply()}
+    fixes = {"jax_compat": keras_fixes.jax_compat()}
     device = device_kind()
     cases = grid(args.grid or ("gpu" if device == "gpu" else "cpu"), args.batch)
     if args.models:

@@ -136,30 +136,6 @@ def test_rows_without_timestamps_use_count_windows():
     assert tables["table3"] == ["v0", "v3"]
 
 
-def test_attention_fix_matches_the_definition():
-    """Inside `corrected_attention`, `ops.dot_product_attention` is softmax(q·k/√h + mask) v,
-    on every backend (Keras 3.6's TF backend squares the logits instead); outside, the
-    process is left as it was."""
-    from keras import ops
-
-    from bench import keras_fixes
-
-    rng = np.random.default_rng(0)
-    q, k, v = (rng.normal(size=(2, 5, 2, 4)).astype("float32") for _ in range(3))
-    mask = np.broadcast_to(np.tril(np.ones((5, 5), bool)), (2, 1, 5, 5))
-    logits = np.einsum("btnh,bsnh->bnts", q, k) / 2.0
-    logits = np.where(mask, logits, -1e9)
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
-    expected = np.einsum("bnts,bsnh->btnh", probs, v)
-    before = keras_fixes.needs_fix()
-    with keras_fixes.corrected_attention():
-        got = ops.convert_to_numpy(ops.dot_product_attention(q, k, v, mask=mask))
-        assert not keras_fixes.needs_fix()
-    np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert keras_fixes.needs_fix() == before
-
-
 def test_invalid_runs_are_flagged_and_excluded():
     """A validation metric outside [0, 1] (a negative rank from the evaluation) voids early
     stopping: such a run is named in the report and left out of the tables."""
