@@ -80,6 +80,17 @@ class Row:
     tune_as: str
 
 
+def training_order(rows: dict, requested=()) -> list:
+    """Row ids in training order: `requested` first, then PRIORITY, then the rest; a row
+    that inherits another row's tuned config (`tune_as`) always follows that row, since
+    its seed-0 run needs the chosen config."""
+    order = [r for r in requested if r in rows]
+    order += [r for r in PRIORITY if r in rows and r not in order]
+    order += [r for r in rows if r not in order]
+    inherits = {r for r in order if rows[r].tune_as != r and rows[r].tune_as in rows}
+    return [r for r in order if r not in inherits] + [r for r in order if r in inherits]
+
+
 def build_rows(spec: dict) -> tuple[dict, dict]:
     """(rows by id, {"table1": [...], "table2": [...], "table3": [...]}) for a feature spec."""
     heads = [h["name"] for h in spec.get("intents", ())]
@@ -542,8 +553,9 @@ def build_parser():
     p.add_argument("--quick", action="store_true", help="tiny models, 2 epochs, 1 seed, 200 synthetic users: a smoke run")
     p.add_argument("--rows", default=None, help="comma-separated row ids to run (default: all)")
     p.add_argument("--order", default=None,
-                   help="comma-separated row ids to train first (default: the SASRec anchor and TransAct first); "
-                        "useful when a CPU run may not finish")
+                   help="comma-separated row ids to train first (default: the SASRec anchor and TransAct first; "
+                        "rows that reuse another row's tuned config follow that row); useful when a CPU "
+                        "run may not finish")
     p.add_argument("--max-len", type=int, default=None, help="n (default 50; 20 with --quick)")
     p.add_argument("--train-windows", choices=["last", "sliding"], default="sliding")
     p.add_argument("--epochs", type=int, default=None, help="max epochs (default 40; 2 with --quick)")
@@ -667,9 +679,7 @@ def main(argv=None) -> dict:
         "ttest": "scipy.stats.ttest_ind(equal_var=True), two-sided, over seeds (independent runs)",
         "reference_baselines": reference,
     }
-    first = [r for r in (args.order.split(",") if args.order else []) if r in rows]
-    order = first + [r for r in PRIORITY if r in rows and r not in first]
-    order += [r for r in rows if r not in order]
+    order = training_order(rows, args.order.split(",") if args.order else [])
     tuning = {}
 
     def write(final=False):

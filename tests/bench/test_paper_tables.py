@@ -136,6 +136,16 @@ def test_rows_without_timestamps_use_count_windows():
     assert tables["table3"] == ["v0", "v3"]
 
 
+def test_rows_that_inherit_a_tuned_config_train_after_it():
+    """A single-head V3 row asked for first must still follow V3: its seed-0 run needs the
+    config V3's tuning chooses (an earlier runner skipped that run)."""
+    rows, _ = paper_tables.build_rows({"intents": [{"name": "genre"}, {"name": "action_type"}], "has_timestamps": True})
+    order = paper_tables.training_order(rows, ["v3_only_genre", "lstm", "v3"])
+    assert sorted(order) == sorted(rows)
+    assert order.index("v3") < order.index("v3_only_genre")
+    assert order[:2] == ["lstm", "v3"]
+
+
 def test_invalid_runs_are_flagged_and_excluded():
     """A validation metric outside [0, 1] (a negative rank from the evaluation) voids early
     stopping: such a run is named in the report and left out of the tables."""
