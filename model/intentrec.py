@@ -3,11 +3,11 @@
 import keras
 from keras import layers, ops
 
-from datasets.schema import NUM_RESERVED_IDS
 from model import masks
 from model.config import IntentRecConfig
 from model.feature_constructor import InputFeatureConstructor
 from model.intent_aggregation import IntentAggregation
+from model.intent_loss import intent_loss
 from model.item_head import ItemHead
 from model.short_term_encoder import ShortTermEncoder
 from model.time_encoding import TimeEncoding
@@ -198,35 +198,17 @@ class IntentRec(keras.Model):
         `sample_weight` for multi-output models.
         """
         del sample_weight
-        weights = ops.cast(y["weight"], "float32")
-        denominator = ops.maximum(ops.sum(weights), 1e-6)
-        item_loss = self.item_head.loss(y_pred["item_hidden"], y["item"], weights, training=training)
+        item_loss = self.item_head.loss(y_pred["item_hidden"], y["item"], y["weight"], training=training)
         self.item_loss_tracker.update_state(item_loss)
         total = item_loss
         for head in self.intent_heads:
             name = head["name"]
-            logits = ops.cast(y_pred[f"intent_logits_{name}"], "float32")
-            if head["kind"] == "single":
-                per_position = keras.losses.sparse_categorical_crossentropy(
-                    ops.cast(y[name], "int32"), logits, from_logits=True
-                )
-            else:
-                per_position = self._multi_label_loss(ops.cast(y[name], "float32"), logits)
-            head_loss = ops.sum(per_position * weights) / denominator
+            head_loss = intent_loss(
+                head, y[name], y_pred[f"intent_logits_{name}"], y["weight"], self.config.multi_label_loss
+            )
             self.intent_loss_trackers[name].update_state(head_loss)
             total = total + self.config.intent_loss_weight * head_loss
         return replica_gradient_scale(self, total)
-
-    def _multi_label_loss(self, labels, logits):
-        """labels, logits `[batch, seq, G]` → `[batch, seq]`."""
-        if self.config.multi_label_loss == "positive_only":
-            # Paper §3.4: BCE over the positive labels only, averaged over them.
-            positives = -labels * ops.log_sigmoid(logits)
-            return ops.sum(positives, axis=-1) / ops.maximum(ops.sum(labels, axis=-1), 1.0)
-        # Full BCE; reserved slots (padding, OOV) are never labels, so they stay
-        # out of the mean.
-        per_label = -(labels * ops.log_sigmoid(logits) + (1.0 - labels) * ops.log_sigmoid(-logits))
-        return ops.mean(per_label[..., NUM_RESERVED_IDS:], axis=-1)
 
     @property
     def metrics(self):

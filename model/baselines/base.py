@@ -3,9 +3,9 @@
 import keras
 
 from model import training as training_lib
-from model.baselines import multitask
 from model.baselines.config import BaselineConfig
 from model.baselines.tied_item_head import TiedItemHead
+from model.intent_loss import intent_loss
 from model.intentrec import IntentRec, track_layer
 from model.item_head import ItemHead
 
@@ -13,7 +13,8 @@ from model.item_head import ItemHead
 def build_item_head(cfg: BaselineConfig, tied_embedding=None):
     """The next-item head of `cfg`, built for width `d_model`: its own weights, or the
     model's input item embeddings when `tied_embedding` is given (SASRec, BERT4Rec)."""
-    kwargs = dict(loss_mode=cfg.item_loss, num_sampled_negatives=cfg.num_sampled_negatives, name="item_head")
+    kwargs = dict(loss_mode=cfg.item_loss, num_sampled_negatives=cfg.num_sampled_negatives,
+                  chunk_size=cfg.item_chunk_size, max_label_positions=cfg.max_label_positions, name="item_head")
     if tied_embedding is not None:
         head = TiedItemHead(tied_embedding, cfg.item_vocab_size, **kwargs)
     else:
@@ -72,7 +73,7 @@ class SequenceBaseline(keras.Model):
         total = item_loss
         for head in self.intent_heads:
             name = head["name"]
-            loss = multitask.intent_loss(
+            loss = intent_loss(
                 head, y[name], y_pred[f"intent_logits_{name}"], y["weight"], self.config.multi_label_loss
             )
             self.intent_loss_trackers[name].update_state(loss)
