@@ -235,10 +235,7 @@ def build(case: Case, label_budget: float):
         elif case.model == "sasrec":
             from model.baselines import build_baseline
 
-            model = build_baseline("sasrec", spec, max_len=case.n, item_loss=item_loss)
-            # BaselineConfig has no max_label_positions field yet: set the head's
-            # attribute (read when the train step is traced).
-            model.item_head.max_label_positions = budget
+            model = build_baseline("sasrec", spec, max_len=case.n, item_loss=item_loss, max_label_positions=budget)
         else:
             raise ValueError(f"unknown model {case.model!r}")
     finally:

@@ -38,8 +38,10 @@ class BaselineConfig:
     # --- Loss (as IntentRec, paper Eq. 3–4). ---
     intent_loss_weight: float = 0.5  # λ for the multi-task baselines
     multi_label_loss: Literal["positive_only", "bce"] = "bce"
-    item_loss: Literal["full", "sampled"] = "full"
+    item_loss: Literal["full", "chunked", "sampled"] = "full"  # as IntentRecConfig.item_loss
     num_sampled_negatives: int = 1024
+    item_chunk_size: int = 8192
+    max_label_positions: int = 0  # as IntentRecConfig: 0 = the item loss reads all rows
 
     # --- SASRec / BERT4Rec. ---
     tie_item_embeddings: bool = True  # output layer = input item embeddings (both originals)
