@@ -57,15 +57,20 @@ def target_ranks(hidden, targets, item_head, history=None, item_chunk=65536):
     # bits, and a target that no longer ties with itself gets a rank of -1.
     target_score = ops.zeros(ops.shape(targets), "float32")
     history_scores = None if history is None else ops.zeros(ops.shape(history), "float32")
+    # A catalogue that fits one chunk keeps its scores for the second pass; with more
+    # chunks they are recomputed, so that batch x catalogue is never held at once.
+    kept = None
     for start, stop in chunks:
         scores = chunk_scores(start, stop)
+        if len(chunks) == 1:
+            kept = scores
         target_score = target_score + gather(scores, targets[:, None], start, stop)[:, 0]
         if history is not None:
             history_scores = history_scores + gather(scores, history, start, stop)
     higher = ops.zeros(ops.shape(targets), "float32")
     ties = ops.zeros(ops.shape(targets), "float32")
     for start, stop in chunks:
-        scores = chunk_scores(start, stop)
+        scores = kept if kept is not None else chunk_scores(start, stop)
         higher = higher + ops.sum(ops.cast(scores > target_score[:, None], "float32"), axis=-1)
         ties = ties + ops.sum(ops.cast(scores == target_score[:, None], "float32"), axis=-1)
     # The target ties with itself.
