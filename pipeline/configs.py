@@ -92,10 +92,10 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4  # AdamW (as model.training); 0 = Adam
     clipnorm: float = 1.0
-    distribution: str = "auto"
-    mixed_precision: Any = "auto"
-    xla: Any = "auto"
-    early_stopping_patience: int = 0
+    distribution: str = "auto"  # auto | mirrored | one_device | default
+    mixed_precision: Any = "auto"  # auto (GPU only) | true | false | a Keras policy name
+    xla: Any = "auto"  # auto (GPU only) | true | false
+    early_stopping_patience: int = 0  # 0: off
     train_steps: Optional[int] = None  # None: `epochs` passes over the data
     shuffle_buffer: int = 4096
     seed: int = 0

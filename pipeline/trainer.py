@@ -18,6 +18,7 @@ strategy on CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -26,25 +27,16 @@ from typing import Any, Dict, List
 
 import tensorflow as tf
 
+from pipeline import configs
+
 log = logging.getLogger(__name__)
 
-DEFAULT_TRAINING = {
-    "epochs": 5,
-    "batch_size": 64,
-    "learning_rate": 1e-3,
-    "weight_decay": 1e-4,
-    "clipnorm": 1.0,
-    "distribution": "auto",  # auto | mirrored | one_device | default
-    "mixed_precision": "auto",  # auto (GPU only) | true | false | a Keras policy name
-    "xla": "auto",  # auto (GPU only) | true | false
-    "early_stopping_patience": 0,  # 0: off
-    "top_k": 10,
-    "exclude_seen": "auto",
-    "model_name": "intentrec",
-    "shuffle_buffer": 4096,
-    "seed": 0,
-    "steps_per_execution": 1,
-}
+_PIPELINE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(configs.PipelineConfig)}
+# For custom_config keys left out: the defaults of the pipeline config itself.
+DEFAULT_TRAINING = configs.TrainingConfig().to_custom(
+    top_k=_PIPELINE_DEFAULTS["top_k"], exclude_seen=_PIPELINE_DEFAULTS["exclude_seen"],
+    model_name=_PIPELINE_DEFAULTS["model_name"],
+)
 
 
 def build_model(feature_spec: Dict[str, Any], hparams: Dict[str, Any]):
@@ -225,24 +217,25 @@ def run_fn(fn_args) -> None:
 
 
 def repeat_rate(ds: tf.data.Dataset, max_rows: int = 2000) -> float:
-    """Share of labelled training targets that already occur earlier in the input
-    (`model.training.repeat_rate`)."""
+    """`model.training.repeat_rate` over the first `max_rows` rows of the batched dataset."""
+    import types
+
     import numpy as np
 
-    hits = labelled = 0
-    rows = 0
+    from model import training
+
+    items, targets, weights = [], [], []
     for x, y in ds:
-        items, targets, w = x["item"].numpy(), y["item"].numpy(), y["weight"].numpy()
-        n = items.shape[1]
-        earlier = np.tril(np.ones((n, n), bool))
-        h = ((targets[:, :, None] == items[:, None, :]) & earlier[None] & (items[:, None, :] > 1)).any(-1)
-        mask = w > 0
-        hits += int(h[mask].sum())
-        labelled += int(mask.sum())
-        rows += len(items)
-        if rows >= max_rows:
+        items.append(x["item"].numpy())
+        targets.append(y["item"].numpy())
+        weights.append(y["weight"].numpy())
+        if sum(len(b) for b in items) >= max_rows:
             break
-    return hits / labelled if labelled else 0.0
+    if not items:
+        return 0.0
+    split = types.SimpleNamespace(x={"item": np.concatenate(items)}, y={"item": np.concatenate(targets)},
+                                  w=np.concatenate(weights))
+    return training.repeat_rate(split)
 
 
 def resolve_exclude_seen(setting, train_ds):
