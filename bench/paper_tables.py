@@ -44,7 +44,6 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ITEM_METRICS = ("ndcg@10", "recall@10", "mrr")
-ALL_ITEM_METRICS = ("recall@1", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr")
 SELECTION_METRIC = "ndcg@10"
 
 # Architecture shared by every model (IntentRec's defaults). Only the grid varies.

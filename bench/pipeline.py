@@ -18,7 +18,6 @@ Results go to --out (JSON) and a table on stdout.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -49,7 +48,7 @@ def _config(name, root, data, args, *, epochs, batch_size, workers, titles=None)
     )
 
 
-def run_case(name, config, root):
+def run_case(config, root):
     from pipeline.local_runner import run_local
 
     t0 = time.time()
@@ -68,7 +67,7 @@ def bench_ml100k(args, root):
                                        os.path.join(root, "titles.json"))
     config = _config("bench-ml100k", root, data, args, epochs=args.ml_epochs, batch_size=128, workers=0,
                      titles=titles)
-    return run_case("ml100k", config, root)
+    return run_case(config, root)
 
 
 def bench_synthetic(args, root):
@@ -85,7 +84,7 @@ def bench_synthetic(args, root):
           f"{args.shards} CSV shards ({prep:.1f}s to generate and write)", flush=True)
     config = _config("bench-synthetic", root, data, args, epochs=args.synthetic_epochs, batch_size=256,
                      workers=args.workers, titles=titles)
-    summary = run_case("synthetic", config, root)
+    summary = run_case(config, root)
     summary["interactions"] = len(ds)
     summary["data_prep_seconds"] = round(prep, 1)
     return summary

@@ -68,7 +68,6 @@ def build_config(args) -> PipelineConfig:
     bucket = args.bucket.rstrip("/")
     if args.dataset == "movielens":
         data = sources.movielens_source(args.data_path)
-        data.input_base = args.data_path  # a gs:// path on Vertex
     else:
         kwargs = json.loads(args.adapter_kwargs) if args.adapter_kwargs else {}
         if not kwargs.get("columns"):

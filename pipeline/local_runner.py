@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import time
-from typing import Optional
 
 from pipeline import configs
 from pipeline.configs import PipelineConfig
@@ -58,8 +57,7 @@ def run_local(config: PipelineConfig, metadata_path: str, *, quiet: bool = False
             run_summary.remove_progress(handler)
     wall = time.time() - t0
     summary = run_summary.summarize(metadata_path, config.pipeline_name,
-                                    timings=handler.timings if handler else None,
-                                    cached=handler.cached if handler else None)
+                                    timings=handler.timings if handler else None)
     summary["wall_seconds"] = round(wall, 1)
     if not quiet:
         print(run_summary.format_summary(summary))

@@ -16,7 +16,6 @@ DAG::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import List, Optional
@@ -207,7 +206,3 @@ def create_pipeline(
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args if beam_pipeline_args is not None
                                 else config.beam_pipeline_args))
-
-
-def config_fingerprint(config: PipelineConfig) -> str:
-    return hashlib.sha256(config.to_json().encode()).hexdigest()[:12]

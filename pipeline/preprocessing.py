@@ -337,11 +337,6 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Optional[dict] = Non
 # --------------------------------------------------------------------------------------
 # Transformed features -> model inputs / targets (shared by the Trainer and the export)
 # --------------------------------------------------------------------------------------
-def input_names(cfg: PreprocessingConfig) -> list:
-    s = cfg.interaction_schema
-    return [ITEM_INPUT, TIME_INPUT, *cfg.categorical, *s.multi_label, *s.numeric]
-
-
 def to_model_inputs(transformed: Dict[str, tf.Tensor], cfg: PreprocessingConfig) -> Dict[str, tf.Tensor]:
     """Exactly the model's input keys with the ARCHITECTURE.md §2 dtypes."""
     s = cfg.interaction_schema

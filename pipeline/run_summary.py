@@ -186,8 +186,7 @@ def _evaluation_metrics(uri: str) -> Dict[str, Dict[str, float]]:
     return out
 
 
-def summarize(metadata_path: str, pipeline_name: str, timings: Optional[Dict[str, float]] = None,
-              cached: Optional[set] = None) -> dict:
+def summarize(metadata_path: str, pipeline_name: str, timings: Optional[Dict[str, float]] = None) -> dict:
     run = latest_run(metadata_path, pipeline_name)
     summary = {"components": {}, "rows": {}, "metrics": {}, "blessed": None, "pushed": None,
                "push_path": None}

@@ -26,8 +26,7 @@ layer and is saved with `tf.saved_model.save`.
 from __future__ import annotations
 
 import json
-import os
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import tensorflow as tf
 
@@ -195,9 +194,3 @@ def export_serving_model(model, tf_transform_output, preprocessing_config, expor
 
         warmup.write_warmup_requests(export_dir, list(warmup_examples)[:8], model_name=model_name)
     return export_dir
-
-
-def load_signature(export_dir: str, name: str = contract.SERVING_SIGNATURE):
-    """(loaded object, signature function); keep the object alive while calling."""
-    loaded = tf.saved_model.load(export_dir)
-    return loaded, loaded.signatures[name]
