@@ -14,6 +14,7 @@ _REGISTRY: dict[str, Union[str, Callable[..., Dataset]]] = {
     "generic": "datasets.generic:load",
     "taobao": "datasets.generic:load_taobao",  # = generic with preset="taobao"
     "sequences": "datasets.sequence_lists:load",
+    "taobao-synthetic": "datasets.ecommerce_synthetic:load",  # generated UserBehavior.csv via the taobao preset
 }
 
 
@@ -46,6 +47,7 @@ def load(name: str, **kwargs) -> Dataset:
 # `--dataset movielens --data-arg path=...`. MovieLens aliases look for the
 # files under $INTENTREC_DATA_DIR (default: ../shared/data next to the repo).
 _SIZES = {"synthetic-tiny": 200, "synthetic-small": 1000, "synthetic": 3000, "synthetic-large": 25000}
+_ECOMMERCE_SIZES = {"ecommerce-small": 1000, "ecommerce": 3000}
 _MOVIELENS = ("ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m")
 
 
@@ -57,11 +59,11 @@ def data_dir() -> str:
 
 
 def aliases() -> list[str]:
-    return [*_SIZES, *_MOVIELENS, "<adapter>:<path>"]
+    return [*_SIZES, *_ECOMMERCE_SIZES, *_MOVIELENS, "<adapter>:<path>"]
 
 
 def resolve(spec: str, **kwargs) -> Dataset:
-    """Load by alias (`synthetic`, `ml-100k`, …), adapter name, or `adapter:path`.
+    """Load by alias (`synthetic`, `ecommerce-small`, `ml-100k`, …), adapter name, or `adapter:path`.
 
     Keyword arguments go to the adapter and override the alias defaults.
     """
@@ -69,6 +71,8 @@ def resolve(spec: str, **kwargs) -> Dataset:
 
     if spec in _SIZES:
         return load("synthetic", **{"num_users": _SIZES[spec], **kwargs})
+    if spec in _ECOMMERCE_SIZES:
+        return load("taobao-synthetic", **{"num_users": _ECOMMERCE_SIZES[spec], **kwargs})
     if spec in _MOVIELENS:
         path = kwargs.pop("path", os.path.join(data_dir(), spec))
         return load("movielens", path=path, **kwargs)
