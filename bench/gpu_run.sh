@@ -4,14 +4,14 @@
 #   run(command="bash bench/gpu_run.sh", carry=[".whl"], timeout_s=480)
 #
 # The device machine has JAX (0.11, CUDA) but no TensorFlow and no Keras: Keras
-# 3.6.0, namex and optree travel as cp312 wheels in .whl/ (ignored by git via
+# 3.12.4 (the version requirements.txt pins), namex and optree travel as cp312 wheels in .whl/ (ignored by git via
 # .git/info/exclude; fetch them with the `pip download` line in
 # docs/performance.md). Installs them with --no-deps, checks that the bench's
 # import path pulls in no TensorFlow, runs `bench.train_speed --grid gpu` with a
 # time budget (no new case after BUDGET s, one case capped at CASE_S s) and writes
 # the JSON and the log under $OUT. Finishes in about BUDGET + 90 s.
-# If Keras 3.6 cannot run on the machine's JAX at all (no case measured), it
-# retries the first cases with the newer Keras wheel in .whl/alt/, if present.
+# If the pinned Keras cannot run on the machine's JAX at all (no case measured), it
+# retries the first cases with another Keras wheel in .whl/alt/, if present.
 #
 # Locally (JAX CPU, tiny shapes) the same logic runs with
 #   OUT=/tmp/gpu_out GRID=quick STEPS=2 BUDGET=60 PY=/path/to/python3.12 bash bench/gpu_run.sh
@@ -40,7 +40,7 @@ export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_MEM_FRACTION=0.92 
 "$PY" - <<'EOF' 2>&1 | tee "$OUT/env.txt"
 import sys
 import jax, keras
-import bench.train_speed  # noqa: F401  (model/, bench.keras_fixes)
+import bench.train_speed  # noqa: F401  (model/ and the bench: no TensorFlow)
 print("python", sys.version.split()[0], "keras", keras.__version__, "jax", jax.__version__, jax.devices())
 print("imported: tensorflow", "tensorflow" in sys.modules, "pandas", "pandas" in sys.modules,
       "torch", "torch" in sys.modules)

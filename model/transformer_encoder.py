@@ -1,23 +1,16 @@
 """A pre-norm Transformer encoder stack that takes an explicit attention mask."""
 
-import inspect
-import math
-
 import keras
 from keras import layers, ops
 
-# Fused ("flash") attention: Keras >= 3.7 gives `ops.dot_product_attention` a
-# `flash_attention=` argument (None = the backend decides); Keras 3.6 has none and
-# maps straight to `jax.nn.dot_product_attention` / the TF composite. Detected,
-# never required: `None` (the default) passes nothing.
-_ATTENTION_ARGS = frozenset(inspect.signature(ops.dot_product_attention).parameters)
+# Fused ("flash") attention: None lets the backend decide (cuDNN's kernel on a GPU
+# for JAX under bf16/fp16, the composite elsewhere); True requests it, False forbids it.
 _FLASH_ATTENTION = None
 
 
 def set_flash_attention(value):
     """Requests (`True`), forbids (`False`) or leaves to the backend (`None`) fused
-    attention. A no-op on Keras versions without the argument. Process-global:
-    call it before the first training step is traced."""
+    attention. Process-global: call it before the first training step is traced."""
     global _FLASH_ATTENTION
     if value not in (None, True, False):
         raise ValueError(f"flash attention must be None, True or False, got {value!r}")
@@ -25,31 +18,16 @@ def set_flash_attention(value):
 
 
 def attention_info() -> dict:
-    """What attention the running Keras offers (for benchmark reports)."""
-    return {
-        "keras": keras.__version__,
-        "flash_attention_arg": "flash_attention" in _ATTENTION_ARGS,
-        "flash_attention_requested": _FLASH_ATTENTION,
-    }
+    """The attention setting, for benchmark reports."""
+    return {"keras": keras.__version__, "flash_attention_requested": _FLASH_ATTENTION}
 
 
 def dot_product_attention(q, k, v, mask):
-    """`ops.dot_product_attention`, forwarding the flash setting where supported.
+    """`ops.dot_product_attention` with the process-wide flash setting.
 
     q, k, v `[batch, seq, heads, head_dim]`, mask bool `[batch, 1, seq_q, seq_k]`.
     """
-    if keras.config.backend() == "tensorflow":
-        # Keras 3.6's TF attention multiplies the logits by themselves instead of by
-        # the scale (fixed in Keras 3.7, keras-team/keras#20510). TF has no fused
-        # kernel behind it, so the same composite written out here costs nothing.
-        logits = ops.einsum("btnh,bsnh->bnts", ops.cast(q, "float32"), ops.cast(k, "float32"))
-        logits = ops.where(mask, logits * (1.0 / math.sqrt(q.shape[-1])), -1e9)
-        probs = ops.cast(ops.softmax(logits, axis=-1), v.dtype)
-        return ops.einsum("bnts,bsnh->btnh", probs, v)
-    kwargs = {}
-    if _FLASH_ATTENTION is not None and "flash_attention" in _ATTENTION_ARGS:
-        kwargs["flash_attention"] = _FLASH_ATTENTION
-    return ops.dot_product_attention(q, k, v, mask=mask, **kwargs)
+    return ops.dot_product_attention(q, k, v, mask=mask, flash_attention=_FLASH_ATTENTION)
 
 
 @keras.saving.register_keras_serializable(package="intentrec")
