@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from datasets.schema import ITEM, NUM_RESERVED_IDS, TIMESTAMP, USER
-from datasets.sequences import history_frame
+from datasets.encoder import history_frame
 
 INTENT_EMBEDDING = "intent_embedding"
 INTENT_ATTENTION = "intent_attention"
@@ -102,8 +102,8 @@ class KerasIntentModel(IntentModel):
         self.info = info
         cfg = model.config
         self.max_len = int(cfg.max_len)
-        self.heads = [h["name"] for h in model.intent_heads]
-        self.kinds = {h["name"]: h["kind"] for h in model.intent_heads}
+        self.heads = [h.name for h in model.intent_heads]
+        self.kinds = {h.name: h.kind for h in model.intent_heads}
         self.hierarchical = bool(cfg.hierarchical)
         vocabs = {**preprocessor.categorical_vocabs, **preprocessor.multi_vocabs}
         self.labels = {h: list(vocabs[h].tokens) for h in self.heads}
@@ -115,7 +115,7 @@ class KerasIntentModel(IntentModel):
         return int(self.model.config.d_proj) if self.hierarchical else 0
 
     def encode(self, histories: Sequence) -> dict:
-        from datasets.sequences import encode_histories
+        from datasets.encoder import encode_histories
 
         return encode_histories(self.preprocessor, list(histories), max_len=self.max_len)
 
@@ -158,14 +158,14 @@ class KerasIntentModel(IntentModel):
 def _check_compatible(cfg, preprocessor) -> None:
     spec = preprocessor.feature_spec()
     problems = []
-    if spec["item_vocab_size"] != cfg.item_vocab_size:
-        problems.append(f"item vocabulary {spec['item_vocab_size']} vs model {cfg.item_vocab_size}")
+    if spec.item_vocab_size != cfg.item_vocab_size:
+        problems.append(f"item vocabulary {spec.item_vocab_size} vs model {cfg.item_vocab_size}")
     for name, size in cfg.categorical.items():
-        if spec["categorical"].get(name) != size:
-            problems.append(f"categorical {name!r}: {spec['categorical'].get(name)} vs model {size}")
+        if dict(spec.categorical).get(name) != size:
+            problems.append(f"categorical {name!r}: {dict(spec.categorical).get(name)} vs model {size}")
     for name, size in cfg.multi_hot.items():
-        if spec["multi_hot"].get(name) != size:
-            problems.append(f"multi-label {name!r}: {spec['multi_hot'].get(name)} vs model {size}")
+        if dict(spec.multi_hot).get(name) != size:
+            problems.append(f"multi-label {name!r}: {dict(spec.multi_hot).get(name)} vs model {size}")
     if problems:
         raise ValueError("the data preprocessor does not match the model (wrong --dataset or dataset "
                          "arguments?): " + "; ".join(problems))
@@ -204,7 +204,7 @@ def load_keras_model(path, dataset=None, preprocessor=None) -> KerasIntentModel:
 
 
 def _resolve_preprocessor(preprocessor, model_dir: pathlib.Path, dataset, max_len: int):
-    from datasets.sequences import Preprocessor
+    from datasets.preprocessor import Preprocessor
 
     if preprocessor is not None:
         if isinstance(preprocessor, (str, os.PathLike)):

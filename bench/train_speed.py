@@ -39,8 +39,8 @@ mode computes the same loss except `sampled`, which estimates it:
 | `chunked` | chunked full softmax | labelled positions only | case | yes |
 | `sampled` | sampled softmax, 1024 negatives | labelled positions only | case | yes |
 
-`Case.attention="cudnn"` routes JAX attention through cuDNN's fused kernel
-(`bench.keras_fixes.jax_attention`). `python -m bench.train_speed accuracy` is the
+`Case.attention="flash"` requests the fused attention kernel (`flash_attention=True`:
+cuDNN's on a GPU under JAX), "composite" forbids it. `python -m bench.train_speed accuracy` is the
 companion accuracy run (NDCG@10 per item loss on a real dataset).
 
 FLOP formula (`train_flops`), per training step = 3 × forward (each matmul has
@@ -72,25 +72,24 @@ import keras
 import numpy as np
 from keras import ops
 
-from bench import keras_fixes
+from datasets.feature_spec import DEFAULT_MAX_LEN, FeatureSpec, IntentHead
 from model import IntentRec, IntentRecConfig
 from model.intent_aggregation import IntentAggregation
-from model.transformer_encoder import TransformerBlock, attention_info
+from model.transformer_encoder import TransformerBlock, attention_info, set_flash_attention
 
 # Synthetic feature spec of the reference shape: 2 intent heads, metadata like
 # the synthetic/MovieLens adapters produce.
-def feature_spec(num_items: int) -> dict:
-    return {
-        "item_vocab_size": int(num_items),
-        "categorical": {"action_type": 8, "item_type": 6, "hour_of_day": 26, "day_of_week": 9},
-        "multi_hot": {"genre": 22},
-        "numeric": ["duration"],
-        "intents": [
-            {"name": "action_type", "kind": "single", "num_classes": 8},
-            {"name": "genre", "kind": "multi", "num_classes": 22},
-        ],
-        "has_timestamps": True,
-    }
+def feature_spec(num_items: int, max_len: int = DEFAULT_MAX_LEN) -> FeatureSpec:
+    """A synthetic-data-like spec with `num_items` items."""
+    return FeatureSpec(
+        max_len=max_len,
+        item_vocab_size=int(num_items),
+        categorical=(("action_type", 8), ("item_type", 6), ("hour_of_day", 26), ("day_of_week", 9)),
+        multi_hot=(("genre", 22),),
+        numeric=("duration",),
+        intents=(IntentHead("action_type", "single", 8), IntentHead("genre", "multi", 22)),
+        has_timestamps=True,
+    )
 
 
 MODES = ("naive", "naive_xla", "labels", "chunked", "sampled")
@@ -113,7 +112,7 @@ class Case:
     batch: int
     precision: str = "float32"  # Keras dtype policy
     steps_per_execution: int = 1
-    attention: str = "default"  # "default" (the backend's), or "cudnn"/"xla" (JAX, bench.keras_fixes)
+    attention: str = "default"  # "default" (the backend's), "flash" (fused kernel required) or "composite"
 
     def __post_init__(self):
         forced = MODE_CONFIG[self.mode][3]
@@ -151,7 +150,7 @@ def grid(name: str, batch: int | None = None) -> list[Case]:
         cases += [Case("sasrec", m, **ref) for m in ("naive_xla", "chunked")]
         cases += [Case("intentrec", "chunked", 200, 100_000, b, p), Case("intentrec", "sampled", 200, 100_000, b, p)]
         cases += [Case("intentrec", "chunked", **ref, steps_per_execution=4),
-                  Case("intentrec", "chunked", **ref, attention="cudnn"), Case("intentrec", "labels", **ref)]
+                  Case("intentrec", "chunked", **ref, attention="flash"), Case("intentrec", "labels", **ref)]
         cases += [Case("sasrec", "sampled", 200, 1_000_000, b, p), Case("sasrec", "naive", **ref)]
         # The rest of the grid n x |I| (optimized heads), then naive references that fit.
         for model in ("intentrec", "sasrec"):
@@ -195,21 +194,21 @@ def synthetic_batches(spec: dict, n: int, num: int, seed: int = 0):
     def ids(size):
         return np.where(valid, rng.integers(2, size, valid.shape), 0).astype("int32")
 
-    x = {"item": ids(spec["item_vocab_size"])}
+    x = {"item": ids(spec.item_vocab_size)}
     gaps = rng.exponential(0.5, valid.shape)
     time_ = np.cumsum(np.where(valid, gaps, 0.0), axis=1)
     first = time_[np.arange(num), n - lengths]
     x["time"] = np.where(valid, time_ - first[:, None], 0.0).astype("float32")
-    for name, size in spec["categorical"].items():
+    for name, size in spec.categorical:
         x[name] = ids(size)
-    for name, size in spec["multi_hot"].items():
+    for name, size in spec.multi_hot:
         x[name] = ((rng.random(valid.shape + (size,)) < 0.15) & valid[..., None]).astype("float32")
         x[name][..., :2] = 0.0
-    for name in spec["numeric"]:
+    for name in spec.numeric:
         x[name] = np.where(valid, rng.normal(size=valid.shape), 0.0).astype("float32")
     y = {"item": np.roll(x["item"], -1, axis=1)}
-    for head in spec["intents"]:
-        y[head["name"]] = np.roll(x[head["name"]], -1, axis=1)
+    for head in spec.intents:
+        y[head.name] = np.roll(x[head.name], -1, axis=1)
     weight = (valid & np.roll(valid, -1, axis=1)).astype("float32")
     weight[:, -1] = 0.0
     y["weight"] = weight
@@ -223,19 +222,19 @@ def build(case: Case, label_budget: float):
     """The model of `case` (built under its dtype policy) and its label budget."""
     item_loss, restrict = MODE_CONFIG[case.mode][:2]
     budget = math.ceil(label_budget * case.batch * case.n) if restrict else 0
-    spec = feature_spec(case.items)
+    spec = feature_spec(case.items, case.n)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(case.precision)
     try:
         if case.model == "intentrec":
             config = IntentRecConfig.from_feature_spec(
-                spec, variant="v3", max_len=case.n, item_loss=item_loss, max_label_positions=budget,
+                spec, variant="v3", item_loss=item_loss, max_label_positions=budget,
             )
             model = IntentRec(config)
         elif case.model == "sasrec":
             from model.baselines import build_baseline
 
-            model = build_baseline("sasrec", spec, max_len=case.n, item_loss=item_loss, max_label_positions=budget)
+            model = build_baseline("sasrec", spec, item_loss=item_loss, max_label_positions=budget)
         else:
             raise ValueError(f"unknown model {case.model!r}")
     finally:
@@ -492,7 +491,7 @@ def accuracy_main(argv=None) -> dict:
     p = argparse.ArgumentParser(prog="python -m bench.train_speed accuracy")
     p.add_argument("--dataset", default="synthetic-small", help="datasets.resolve alias (synthetic-small, ml-100k)")
     p.add_argument("--modes", default="full,chunked,sampled")
-    p.add_argument("--max-len", type=int, default=50)
+    p.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--negatives", type=int, default=256, help="num_sampled_negatives for sampled")
@@ -506,7 +505,7 @@ def accuracy_main(argv=None) -> dict:
     out = pathlib.Path(args.out)
     entry = {"command": "python -m bench.train_speed accuracy " + " ".join(argv or []),
              "backend": keras.backend.backend(), "keras": keras.__version__,
-             "items": int(encoded.feature_spec["item_vocab_size"]), "train_users": len(encoded.train),
+             "items": int(encoded.feature_spec.item_vocab_size), "train_users": len(encoded.train),
              "max_len": args.max_len, "epochs": args.epochs, "seed": args.seed, "results": []}
     # One JSON for all datasets: keep the others' entries.
     report = json.loads(out.read_text()) if out.exists() else {}
@@ -518,7 +517,7 @@ def accuracy_main(argv=None) -> dict:
     report.setdefault("runs", {})[args.dataset] = entry
     for mode in args.modes.split(","):
         config = IntentRecConfig.from_feature_spec(
-            encoded.feature_spec, variant="v3", max_len=args.max_len, item_loss=mode,
+            encoded.feature_spec, variant="v3", item_loss=mode,
             num_sampled_negatives=args.negatives, item_chunk_size=args.chunk_size,
         )
         cfg = training.TrainConfig(epochs=args.epochs, patience=args.patience, seed=args.seed, verbose=0)
@@ -567,7 +566,6 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None, help="JSON path")
     args = p.parse_args(argv)
 
-    fixes = {"jax_compat": keras_fixes.jax_compat()}
     device = device_kind()
     cases = grid(args.grid or ("gpu" if device == "gpu" else "cpu"), args.batch)
     if args.models:
@@ -595,7 +593,7 @@ def main(argv=None) -> dict:
 
     report = {"command": "python -m bench.train_speed " + " ".join(argv),
               "environment": environment(), "steps": steps, "warmup": args.warmup,
-              "label_budget": args.label_budget, "fixes": fixes, "results": []}
+              "label_budget": args.label_budget, "results": []}
     peak_dtype, size, reps = ("bfloat16", 8192, 20) if device == "gpu" else ("float32", 1024, 5)
     report["matmul_peak"] = {"dtype": peak_dtype, "size": size, "tflops": matmul_peak(peak_dtype, size, reps)}
     peak = report["matmul_peak"]["tflops"]
@@ -616,8 +614,8 @@ def main(argv=None) -> dict:
             signal.signal(signal.SIGALRM, _on_alarm)
             signal.alarm(args.case_timeout)
         try:
-            with keras_fixes.jax_attention(None if case.attention == "default" else case.attention):
-                result = run_case(case, steps, args.warmup, args.label_budget, args.chunk_size)
+            set_flash_attention({"default": None, "flash": True, "composite": False}[case.attention])
+            result = run_case(case, steps, args.warmup, args.label_budget, args.chunk_size)
             signal.alarm(0)
             result["mfu"] = result["tflops"] / peak if peak else None
             print(f"  {case.key}: {result['step_ms']:.1f} ms/step, {result['seq_per_s']:,.0f} seq/s, "

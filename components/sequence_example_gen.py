@@ -17,7 +17,7 @@ split       sequence written (oldest first)        what Transform makes of it
 With ``train_windows="sliding"`` the train split also gets the earlier windows of t
 (stride n, ``label_mode`` 3), as `datasets.encode(..., train_windows="sliding")`.
 
-These are exactly the rows of the numpy reference encoder (`datasets.sequences`):
+These are exactly the rows of the numpy reference encoder (`datasets.encoder`):
 users with one interaction are dropped, users with two give a train row only, users
 with three give eval/test rows only. The train sequence is written whole (not cut to
 n) so that Transform fits vocabularies and statistics on the same *training portion*
@@ -160,7 +160,7 @@ def user_examples(user_id: str, rows: Dict[str, np.ndarray], schema: Interaction
                   max_train_history: Optional[int] = None, train_windows: str = "last") -> List[tuple]:
     """(split, tf.Example) pairs of one user; `rows` sorted oldest first.
 
-    Mirrors `datasets.sequences.encode`: train_windows="last" trains on the last n
+    Mirrors `datasets.encoder.encode`: train_windows="last" trains on the last n
     positions of the training sequence; "sliding" adds the earlier non-overlapping
     windows (stride n) so that every training target is used.
     """

@@ -18,7 +18,7 @@ Canonical interactions table (`pandas.DataFrame`, one row per interaction):
 | each numeric        | float64  | raw numeric metadata (duration, …), normalised later |
 | `weight` (optional) | float64  | loss weight of the interaction (duration weight)     |
 
-Id conventions shared by the numpy encoder (`datasets.sequences`) and the TFX
+Id conventions shared by the numpy encoder (`datasets.encoder`) and the TFX
 Transform graph (`pipeline.preprocessing`):
 
 - every vocabulary maps padding to `PAD_ID` = 0 and unknown values to `OOV_ID` = 1;

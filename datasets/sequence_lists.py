@@ -9,7 +9,7 @@ items appended in file order (so the "user item" one-pair-per-line layout works
 too). The canonical `timestamp` is the 0-based position in the user's sequence and
 the schema has `has_timestamps=False` and no metadata columns.
 
-(The module is not called `sequences` because `datasets.sequences` is the encoder.)
+(The module is not called `sequences` because `datasets.encoder` is the encoder.)
 """
 
 from __future__ import annotations

@@ -1,60 +1,32 @@
-"""All IntentRec hyperparameters in one place."""
+"""Model hyperparameters: a shared base for every model, and IntentRec's own."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal, Mapping, Optional
+
+from datasets.feature_spec import FeatureSpec, IntentHead
 
 VARIANTS = ("v0", "v1", "v2", "v3")
 
 
-def data_fields(spec: dict, intents: list[str] | None = None) -> dict:
-    """The data-derived config fields from an `EncodedData.feature_spec` (shared by
-    `IntentRecConfig` and the baselines' config); `intents` keeps only the named heads."""
-    heads = [i for i in spec.get("intents", ()) if intents is None or i["name"] in intents]
-    if intents is not None:
-        missing = set(intents) - {h["name"] for h in heads}
-        if missing:
-            raise ValueError(f"unknown intent heads {sorted(missing)}; the data has "
-                             f"{[i['name'] for i in spec.get('intents', ())]}")
-    return dict(
-        item_vocab_size=spec["item_vocab_size"],
-        categorical=dict(spec.get("categorical", {})),
-        multi_hot=dict(spec.get("multi_hot", {})),
-        numeric=tuple(spec.get("numeric", ())),
-        intents=tuple(heads),
-        has_timestamps=spec.get("has_timestamps", True),
-    )
-
-
 @dataclasses.dataclass
-class IntentRecConfig:
-    # --- Data-derived: copy from `EncodedData.feature_spec` (see `from_feature_spec`). ---
-    item_vocab_size: int = 0  # catalogue size incl. padding (0) and OOV (1)
-    max_len: int = 50  # n: the latest n interactions per user (paper §3.2)
-    categorical: dict = dataclasses.field(default_factory=dict)  # {name: vocab_size}
-    multi_hot: dict = dataclasses.field(default_factory=dict)  # {name: num_values}
-    numeric: tuple = ()  # names of z-scored numeric inputs
-    # Intent heads: ({"name", "kind": "single"|"multi", "num_classes"}, ...). A subset
-    # of the data's intents gives the Table 3 ablations.
-    intents: tuple = ()
-    has_timestamps: bool = True  # False: time = position index, count-based window
+class ModelConfig:
+    """What every model of this repository shares: the data it reads, its size, its losses.
 
-    # --- Architecture (paper §3, Table 2 variants). ---
-    # v0 next-item only; v1 simple MTL (shared encoder); v2 hierarchical; v3 v2 + short-term.
-    variant: Literal["v0", "v1", "v2", "v3"] = "v3"
-    d_model: int = 64  # Transformer width
-    num_heads: int = 2
-    intent_layers: int = 2  # intent encoder depth (v1: the shared encoder)
-    item_layers: int = 2  # item encoder depth (v2/v3)
+    `feature_spec` is the data's typed description (`datasets.FeatureSpec`); the
+    properties below read it, so a model never re-derives `max_len`, the catalogue
+    size or the intent heads. Subclasses add their architecture's fields.
+    """
+
+    # --- Data: the spec of the encoded inputs; its intent heads are the ones trained. ---
+    feature_spec: FeatureSpec = dataclasses.field(default_factory=FeatureSpec)
+
+    # --- Size (every model of the paper's tables has the same, so they compare at equal size). ---
+    d_model: int = 64  # hidden width
+    num_heads: int = 2  # attention heads
     ffn_multiplier: int = 4  # feed-forward width = ffn_multiplier * d_model
     dropout: float = 0.2  # small data (ml-100k) overfits quickly without it
-    item_embedding_dim: int = 64
-    feature_embedding_dim: int = 16  # every metadata embedding
-    d_short: int = 32  # S_k width; a summary, smaller than d_model
-    short_term_window_days: float = 7.0  # H: the paper picks 1 week (Table 2)
-    short_term_window_count: int = 10  # L: fallback window without timestamps
-    d_proj: int = 32  # Z width: projection of every head's prediction
 
     # --- Loss (paper Eq. 3–4). ---
     intent_loss_weight: float = 0.5  # λ; larger favours intent accuracy (paper §4.2)
@@ -78,13 +50,120 @@ class IntentRecConfig:
     top_k: int = 10
 
     def __post_init__(self):
+        if isinstance(self.feature_spec, Mapping):
+            self.feature_spec = FeatureSpec.from_dict(self.feature_spec)
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    # Typed reads of the spec.
+    @property
+    def max_len(self) -> int:
+        return self.feature_spec.max_len
+
+    @property
+    def item_vocab_size(self) -> int:
+        return self.feature_spec.item_vocab_size
+
+    @property
+    def intents(self) -> tuple[IntentHead, ...]:
+        return self.feature_spec.intents
+
+    @property
+    def categorical(self) -> dict[str, int]:
+        return dict(self.feature_spec.categorical)
+
+    @property
+    def multi_hot(self) -> dict[str, int]:
+        return dict(self.feature_spec.multi_hot)
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        return self.feature_spec.numeric
+
+    @property
+    def has_timestamps(self) -> bool:
+        return self.feature_spec.has_timestamps
+
+    @classmethod
+    def from_feature_spec(cls, spec: FeatureSpec, intents: Optional[list[str]] = None, **overrides):
+        """Config for data `spec`; `intents` keeps only the named heads (None: all)."""
+        return cls(feature_spec=spec.with_intents(intents), **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["feature_spec"] = self.feature_spec.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - fields)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {unknown}")
+        return cls(**d)
+
+
+@dataclasses.dataclass
+class IntentRecConfig(ModelConfig):
+    """IntentRec's hyperparameters (paper §3; the V0–V3 variants of Table 2)."""
+
+    # v0 next-item only; v1 simple MTL (shared encoder); v2 hierarchical; v3 v2 + short-term.
+    variant: Literal["v0", "v1", "v2", "v3"] = "v3"
+    intent_layers: int = 2  # intent encoder depth (v1: the shared encoder)
+    item_layers: int = 2  # item encoder depth (v2/v3)
+    item_embedding_dim: Optional[int] = None  # None: d_model (required when tied)
+    feature_embedding_dim: int = 16  # every metadata embedding
+    d_short: int = 32  # S_k width; a summary, smaller than d_model
+    short_term_window_days: float = 7.0  # H: the paper picks 1 week (Table 2)
+    short_term_window_count: int = 10  # L: fallback window without timestamps
+    d_proj: int = 32  # Z width: projection of every head's prediction
+
+    # --- Backbone (docs/experiments.md, "IntentRec vs SASRec": each measured alone). ---
+    # A learned embedding of the position in the window (as SASRec): timestamps alone
+    # cannot order the many interactions that share one (MovieLens rates in bursts).
+    position_embedding: bool = False
+    # The paper's timestamp encoding (log time since the window start and since the
+    # previous interaction) added to every encoder input.
+    time_encoding: bool = True
+    # How F_k ⊕ S_k (⊕ Z_k) becomes the encoder input: "dense_norm" is the paper's FC +
+    # LayerNorm on the concatenation; "item_plus_dense" keeps the item embedding as is
+    # (× √d, as SASRec) and adds an FC projection of the other features, so the item's
+    # identity reaches the encoder unmixed.
+    input_projection: Literal["dense_norm", "item_plus_dense"] = "dense_norm"
+    # Score items with the input item embeddings (+ a per-item bias), as SASRec: one
+    # table learns from both sides, which rare items need. Needs item width = d_model.
+    tie_item_embeddings: bool = False
+
+    # --- Item score (model.item_scores). ---
+    # Add Σ_h w_h · log p_h(attr_h(i)): each intent head's predicted log-probability of
+    # the candidate item's own value (genre, movie/show, category...), weighted per head
+    # and, in V2/V3, by the user's attention α. Intents then move the ranking directly.
+    intent_item_score: bool = False
+    # A copy score over the history items, gated by the hidden state and the intents, mixed
+    # with the catalogue score (logaddexp): re-views and "continue watching" become
+    # predictable. Only useful where seen items are not excluded from the ranking.
+    repeat_score: bool = False
+    repeat_key_dim: int = 32  # width of the copy score's query/key projections
+
+    def __post_init__(self):
+        super().__post_init__()
+        if (self.intent_item_score or self.repeat_score) and self.item_loss != "full":
+            raise ValueError("intent_item_score / repeat_score need item_loss='full' (the chunked and sampled "
+                             "losses score the catalogue without them)")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        self.numeric = tuple(self.numeric)
-        self.intents = tuple(dict(i) for i in self.intents)
-        for intent in self.intents:
-            if intent.get("kind") not in ("single", "multi"):
-                raise ValueError(f"intent {intent.get('name')!r}: kind must be 'single' or 'multi'")
+        if self.item_embedding_dim is None:
+            self.item_embedding_dim = self.d_model
+        if self.tie_item_embeddings and self.item_embedding_dim != self.d_model:
+            raise ValueError(f"tie_item_embeddings needs item_embedding_dim == d_model, got "
+                             f"{self.item_embedding_dim} != {self.d_model}")
+        if self.input_projection not in ("dense_norm", "item_plus_dense"):
+            raise ValueError(f"input_projection must be 'dense_norm' or 'item_plus_dense', "
+                             f"got {self.input_projection!r}")
+        if self.input_projection == "item_plus_dense" and self.item_embedding_dim != self.d_model:
+            raise ValueError("input_projection='item_plus_dense' needs item_embedding_dim == d_model")
 
     @property
     def use_intents(self) -> bool:
@@ -97,11 +176,3 @@ class IntentRecConfig:
     @property
     def short_term(self) -> bool:
         return self.variant == "v3"
-
-    @classmethod
-    def from_feature_spec(cls, spec: dict, intents: list[str] | None = None, **overrides) -> "IntentRecConfig":
-        """Config from a data feature spec; `intents` keeps only the named heads."""
-        return cls(**data_fields(spec, intents), **overrides)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)

@@ -15,7 +15,7 @@ from datasets.schema import NUM_RESERVED_IDS
 
 RECALL_KS = (1, 10, 20)
 NDCG_KS = (10, 20)
-_MISS = np.iinfo(np.int32).max // 2
+MISS = np.iinfo(np.int32).max // 2
 
 
 def target_ranks(hidden, targets, item_head, history=None, item_chunk=65536):
@@ -80,20 +80,47 @@ def target_ranks(hidden, targets, item_head, history=None, item_chunk=65536):
     if history is not None:
         ranks = _exclude_history(ranks, np.asarray(ops.convert_to_numpy(history)),
                                  np.asarray(ops.convert_to_numpy(history_scores)), target_np, targets_np)
-    return np.where(targets_np < NUM_RESERVED_IDS, _MISS, ranks)
+    return np.where(targets_np < NUM_RESERVED_IDS, MISS, ranks)
+
+
+def dense_ranks(scores, targets, history=None):
+    """Ranks (0 = top, ties count half) of `targets` among full scores `[batch, |I|]`;
+    reserved ids never compete, items of `history` `[batch, H]` are removed (a target in
+    it is a miss)."""
+    scores = np.array(ops.convert_to_numpy(scores), dtype=np.float64)
+    targets = np.asarray(targets)
+    rows = np.arange(len(targets))
+    scores[:, :NUM_RESERVED_IDS] = -np.inf
+    target_seen = np.zeros(len(targets), bool)
+    if history is not None:
+        history = np.asarray(history)
+        seen = np.zeros(scores.shape, bool)
+        seen[np.repeat(rows, history.shape[1]), history.ravel()] = True
+        seen[:, :NUM_RESERVED_IDS] = False
+        target_seen = seen[rows, targets]
+        scores[seen] = -np.inf
+    target = scores[rows, targets]
+    higher = (scores > target[:, None]).sum(axis=1)
+    ties = (scores == target[:, None]).sum(axis=1) - 1
+    ranks = higher + np.maximum(ties, 0) / 2.0
+    return np.where(target_seen | (targets < NUM_RESERVED_IDS), MISS, ranks)
 
 
 def _exclude_history(ranks, history, history_scores, target_scores, targets):
-    """Removes each user's distinct history items from the ranks they took part in."""
+    """Removes each user's distinct history items from the ranks they took part in.
+
+    history / history_scores `[batch, H]` (H may be a whole history: thousands).
+    """
+    order = np.argsort(history, axis=1, kind="stable")
+    history = np.take_along_axis(history, order, axis=1)
+    history_scores = np.take_along_axis(history_scores, order, axis=1)
     first = np.ones(history.shape, dtype=bool)
-    first[:, 1:] = ~np.any(
-        np.tril(history[:, 1:, None] == history[:, None, :-1], k=0), axis=-1
-    )  # position j is the first occurrence of its item
+    first[:, 1:] = history[:, 1:] != history[:, :-1]  # the first occurrence of each item
     counted = first & (history >= NUM_RESERVED_IDS)
     higher = np.sum(counted & (history_scores > target_scores[:, None]), axis=1)
     ties = np.sum(counted & (history_scores == target_scores[:, None]) & (history != targets[:, None]), axis=1)
     ranks = np.asarray(ranks, dtype=np.float64) - higher - ties / 2.0
-    return np.where((history == targets[:, None]).any(axis=1), _MISS, ranks)
+    return np.where((history == targets[:, None]).any(axis=1), MISS, ranks)
 
 
 def ranking_metrics(ranks) -> dict:
@@ -121,7 +148,7 @@ def intent_hits(probabilities, labels, kind) -> np.ndarray:
     return labels[np.arange(len(predicted)), predicted].astype(np.float64) > 0
 
 
-def evaluate(model, x, y, batch_size=256, exclude_seen=False, item_chunk=65536, progress=None) -> dict:
+def evaluate(model, x, y, batch_size=256, exclude_seen=False, item_chunk=65536, progress=None, seen=None) -> dict:
     """Next-item ranking metrics and next-intent accuracy at the last position.
 
     Args:
@@ -129,9 +156,12 @@ def evaluate(model, x, y, batch_size=256, exclude_seen=False, item_chunk=65536, 
             `item_hidden` and `intent_<name>`).
         x, y: encoded evaluation arrays (targets at the last position).
         batch_size: users per forward pass.
-        exclude_seen: drop each user's history items from the ranking.
+        exclude_seen: drop the user's seen items from the ranking: those of `seen`
+            when given (the whole history), else those of the input window.
         item_chunk: catalogue items scored at a time.
         progress: optional callable wrapping the batch iterator (e.g. tqdm).
+        seen: a `datasets.encoder.SeenItems` with every item each user saw before
+            the target (`Split.seen`).
 
     Returns:
         dict of metrics, plus `num_users`.
@@ -140,59 +170,24 @@ def evaluate(model, x, y, batch_size=256, exclude_seen=False, item_chunk=65536, 
     starts = range(0, num, batch_size)
     if progress is not None:
         starts = progress(starts)
-    ranks, hits = [], {h["name"]: [] for h in getattr(model, "intent_heads", [])}
+    ranks, hits = [], {h.name: [] for h in getattr(model, "intent_heads", [])}
     for start in starts:
         sl = slice(start, start + batch_size)
         inputs = {name: x[name][sl] for name in model.input_names}
         outputs = model(inputs, training=False)
-        ranks.append(
-            target_ranks(
-                outputs["item_hidden"][:, -1],
-                y["item"][sl, -1],
-                model.item_head,
-                history=inputs["item"] if exclude_seen else None,
-                item_chunk=item_chunk,
-            )
-        )
+        history = ((seen.padded(start, start + batch_size) if seen is not None else inputs["item"])
+                   if exclude_seen else None)
+        if getattr(model, "has_item_score_terms", False):  # intent / copy terms: score the catalogue at once
+            scores = model.item_scores(outputs, inputs["item"], last_only=True)
+            ranks.append(dense_ranks(scores, y["item"][sl, -1], history))
+        else:
+            ranks.append(target_ranks(outputs["item_hidden"][:, -1], y["item"][sl, -1], model.item_head,
+                                      history=history, item_chunk=item_chunk))
         for head in getattr(model, "intent_heads", []):
-            probs = ops.convert_to_numpy(outputs[f"intent_{head['name']}"][:, -1])
-            hits[head["name"]].append(intent_hits(probs, y[head["name"]][sl, -1], head["kind"]))
+            probs = ops.convert_to_numpy(outputs[f"intent_{head.name}"][:, -1])
+            hits[head.name].append(intent_hits(probs, y[head.name][sl, -1], head.kind))
     metrics = ranking_metrics(np.concatenate(ranks)) if ranks else {}
     for name, values in hits.items():
         metrics[f"intent_accuracy/{name}"] = float(np.mean(np.concatenate(values)))
     metrics["num_users"] = int(num)
-    return metrics
-
-
-def popularity_baseline(item_counts, x, y, exclude_seen=False) -> dict:
-    """Ranking metrics of "recommend the most popular training items"."""
-    scores = np.asarray(item_counts, dtype=np.float64)[NUM_RESERVED_IDS:]
-    targets = np.asarray(y["item"][:, -1])
-    target_scores = np.asarray(item_counts, dtype=np.float64)[targets]
-    ordered = np.sort(scores)
-    higher = len(ordered) - np.searchsorted(ordered, target_scores, side="right")
-    ties = np.searchsorted(ordered, target_scores, side="right") - np.searchsorted(ordered, target_scores, side="left")
-    ranks = higher + np.maximum(ties - 1, 0) / 2.0
-    if exclude_seen:
-        history = np.asarray(x["item"])
-        history_scores = np.asarray(item_counts, dtype=np.float64)[history]
-        ranks = _exclude_history(ranks, history, history_scores, target_scores, targets)
-    return ranking_metrics(np.where(targets < NUM_RESERVED_IDS, _MISS, ranks))
-
-
-def majority_baseline(train_y, y, intents) -> dict:
-    """Next-intent accuracy of always predicting the most frequent training label."""
-    metrics = {}
-    train_w = train_y["weight"] > 0
-    for head in intents:
-        name = head["name"]
-        labels = train_y[name][train_w]
-        if head["kind"] == "single":
-            counts = np.bincount(labels.astype(np.int64), minlength=head["num_classes"])
-        else:
-            counts = labels.sum(axis=0)
-        counts = np.asarray(counts, dtype=np.float64)
-        counts[:NUM_RESERVED_IDS] = -1
-        probs = np.broadcast_to(counts, (len(y["item"]), len(counts)))
-        metrics[f"intent_accuracy/{name}"] = float(np.mean(intent_hits(probs, y[name][:, -1], head["kind"])))
     return metrics

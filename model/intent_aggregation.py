@@ -51,7 +51,10 @@ class IntentAggregation(layers.Layer):
             [proj(ops.cast(p, self.compute_dtype)) for proj, p in zip(self.projections, predictions)], axis=-2
         )  # [batch, seq, M, d_proj]
         scores = ops.squeeze(self.attention_score(projected), axis=-1)  # [batch, seq, M]
-        alpha = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        if self.num_heads == 1:  # one head takes all the weight (a softmax over one value warns)
+            alpha = ops.ones_like(ops.cast(scores, "float32"))
+        else:
+            alpha = ops.softmax(ops.cast(scores, "float32"), axis=-1)
         z = ops.sum(projected * ops.cast(alpha, projected.dtype)[..., None], axis=-2)
         return z, alpha
 

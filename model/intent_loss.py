@@ -33,7 +33,7 @@ def intent_loss(head, labels, logits, weights, multi_label_mode="bce"):
     """
     logits = ops.cast(logits, "float32")
     weights = ops.cast(weights, "float32")
-    if head["kind"] == "single":
+    if head.kind == "single":
         per_position = keras.losses.sparse_categorical_crossentropy(
             ops.cast(labels, "int32"), logits, from_logits=True
         )

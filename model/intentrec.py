@@ -3,30 +3,23 @@
 import keras
 from keras import layers, ops
 
+from datasets.schema import NUM_RESERVED_IDS
+
 from model import masks
 from model.config import IntentRecConfig
 from model.feature_constructor import InputFeatureConstructor
 from model.intent_aggregation import IntentAggregation
+from model.inputs import sequence_inputs
 from model.intent_loss import intent_loss
+from model.keras_compat import track_layer
 from model.item_head import ItemHead
+from model.item_scores import IntentItemScore, RepeatScore, mix_with_history
+from model.position_embedding import PositionEmbedding
 from model.short_term_encoder import ShortTermEncoder
+from model.tied_item_head import TiedItemHead
 from model.time_encoding import TimeEncoding
-from model.training import replica_gradient_scale
+from model.training import scale_loss_for_distribution
 from model.transformer_encoder import TransformerEncoder
-
-
-def track_layer(model, layer):
-    """Makes `layer`'s weights part of the functional `model`'s weights (idempotent).
-
-    Keras 3.6's `Functional.__init__` replaces `model._layers` after the attribute
-    tracker was bound to the old list, so a layer assigned as an attribute *after*
-    `super().__init__(inputs, outputs)` (the item head, kept outside the graph) is
-    silently left out of `trainable_variables` and the saved weights: it would
-    never train. tests/model/test_intentrec.py checks that it does.
-    """
-    if not any(existing is layer for existing in model._layers):
-        model._layers.append(layer)
-    return model
 
 
 @keras.saving.register_keras_serializable(package="intentrec")
@@ -69,22 +62,13 @@ class IntentRec(keras.Model):
 
     def __init__(self, config, **kwargs):
         if isinstance(config, dict):
-            config = IntentRecConfig(**config)
+            config = IntentRecConfig.from_dict(config)
         cfg = config
         n = cfg.max_len
         heads = list(cfg.intents) if cfg.use_intents else []
 
         # === Inputs ===
-        inputs = {
-            "item": keras.Input((n,), dtype="int32", name="item"),
-            "time": keras.Input((n,), dtype="float32", name="time"),
-        }
-        for name in cfg.categorical:
-            inputs[name] = keras.Input((n,), dtype="int32", name=name)
-        for name, size in cfg.multi_hot.items():
-            inputs[name] = keras.Input((n, size), dtype="float32", name=name)
-        for name in cfg.numeric:
-            inputs[name] = keras.Input((n,), dtype="float32", name=name)
+        inputs = sequence_inputs(cfg.feature_spec)
 
         # === Layers ===
         feature_constructor = InputFeatureConstructor(
@@ -108,13 +92,12 @@ class IntentRec(keras.Model):
                 name="short_term_encoder",
             )
         time_unit_hours = 24.0 if cfg.has_timestamps else 1.0
+        item_width = cfg.item_embedding_dim
 
         def encoder_stack(prefix, num_layers):
-            return (
-                layers.Dense(cfg.d_model, name=f"{prefix}_input_fc"),
-                layers.LayerNormalization(epsilon=1e-6, name=f"{prefix}_input_norm"),
-                TimeEncoding(cfg.d_model, time_unit_hours=time_unit_hours, name=f"{prefix}_time_encoding"),
-                TransformerEncoder(
+            stack = {
+                "fc": layers.Dense(cfg.d_model, name=f"{prefix}_input_fc"),
+                "encoder": TransformerEncoder(
                     num_layers=num_layers,
                     d_model=cfg.d_model,
                     num_heads=cfg.num_heads,
@@ -122,23 +105,44 @@ class IntentRec(keras.Model):
                     dropout=cfg.dropout,
                     name=f"{prefix}_encoder",
                 ),
-            )
+            }
+            if cfg.input_projection == "dense_norm":
+                stack["norm"] = layers.LayerNormalization(epsilon=1e-6, name=f"{prefix}_input_norm")
+            if cfg.time_encoding:
+                stack["time"] = TimeEncoding(cfg.d_model, time_unit_hours=time_unit_hours,
+                                             name=f"{prefix}_time_encoding")
+            if cfg.position_embedding:
+                # item_plus_dense: P is added to the √d-scaled item embedding, as SASRec.
+                scale = cfg.d_model ** 0.5 if cfg.input_projection == "item_plus_dense" else 1.0
+                stack["position"] = PositionEmbedding(n, scale=scale, name=f"{prefix}_position_embedding")
+            return stack
 
         intent_stack = encoder_stack("intent", cfg.intent_layers)
         item_stack = encoder_stack("item", cfg.item_layers) if cfg.hierarchical else None
-        head_layers = {h["name"]: layers.Dense(h["num_classes"], name=f"intent_head_{h['name']}") for h in heads}
+        head_layers = {h.name: layers.Dense(h.num_classes, name=f"intent_head_{h.name}") for h in heads}
         aggregation = IntentAggregation(len(heads), cfg.d_proj, name="intent_aggregation") if cfg.hierarchical else None
         input_dropout = layers.Dropout(cfg.dropout, name="input_dropout")
 
         # === Functional Model ===
         valid = masks.padding_mask(inputs["item"])
-        causal = masks.causal_mask(valid)
+        causal = masks.CausalMask(name="causal_mask")(valid)
         time = inputs["time"]
 
-        def encode(stack, x):
-            fc, norm, time_encoding, encoder = stack
-            x = norm(fc(x)) + time_encoding(time, valid)
-            return encoder(input_dropout(x), causal)
+        def encode(stack, features):
+            """features `[batch, seq, d_in]` (the item embedding first) → `[batch, seq, d_model]`."""
+            if cfg.input_projection == "dense_norm":
+                x = stack["norm"](stack["fc"](features))
+                if "position" in stack:
+                    x = stack["position"](x)
+            else:  # the item embedding × √d (as SASRec), plus the other features projected
+                item, rest = features[..., :item_width], features[..., item_width:]
+                x = stack["position"](item) if "position" in stack else item * cfg.d_model ** 0.5
+                if rest.shape[-1]:  # metadata, S_k, Z_k
+                    x = x + stack["fc"](rest)
+            if "time" in stack:
+                x = x + stack["time"](time, valid)
+            x = input_dropout(x) * ops.cast(valid, x.dtype)[..., None]  # padding stays zero
+            return stack["encoder"](x, causal)
 
         features = feature_constructor(inputs)  # F: [batch, seq, d_full]
         if short_term_encoder is not None:
@@ -149,13 +153,13 @@ class IntentRec(keras.Model):
         outputs = {}
         probabilities = []
         for head in heads:
-            logits = layers.Activation("linear", dtype="float32", name=f"intent_logits_{head['name']}")(
-                head_layers[head["name"]](intent_hidden)
+            logits = layers.Activation("linear", dtype="float32", name=f"intent_logits_{head.name}")(
+                head_layers[head.name](intent_hidden)
             )
-            activation = "softmax" if head["kind"] == "single" else "sigmoid"
-            probs = layers.Activation(activation, dtype="float32", name=f"intent_{head['name']}")(logits)
-            outputs[f"intent_logits_{head['name']}"] = logits
-            outputs[f"intent_{head['name']}"] = probs
+            activation = "softmax" if head.kind == "single" else "sigmoid"
+            probs = layers.Activation(activation, dtype="float32", name=f"intent_{head.name}")(logits)
+            outputs[f"intent_logits_{head.name}"] = logits
+            outputs[f"intent_{head.name}"] = probs
             probabilities.append(probs)
 
         if cfg.hierarchical:
@@ -175,15 +179,30 @@ class IntentRec(keras.Model):
         self.intent_heads = heads
         # Outside the graph: training scores only labelled positions (or samples),
         # serving only the last position, so [batch, seq, |I|] is never built.
-        self.item_head = ItemHead(
-            cfg.item_vocab_size, loss_mode=cfg.item_loss, num_sampled_negatives=cfg.num_sampled_negatives,
-            chunk_size=cfg.item_chunk_size, max_label_positions=cfg.max_label_positions, name="item_head",
-        )
+        head_kwargs = dict(loss_mode=cfg.item_loss, num_sampled_negatives=cfg.num_sampled_negatives,
+                           chunk_size=cfg.item_chunk_size, max_label_positions=cfg.max_label_positions,
+                           name="item_head")
+        if cfg.tie_item_embeddings:
+            self.item_head = TiedItemHead(feature_constructor.item_embedding, cfg.item_vocab_size, **head_kwargs)
+        else:
+            self.item_head = ItemHead(cfg.item_vocab_size, **head_kwargs)
         self.item_head.build((None, cfg.d_model))
         track_layer(self, self.item_head)
+        self.intent_score = None
+        if cfg.intent_item_score and heads:
+            self.intent_score = IntentItemScore(heads, cfg.item_vocab_size, use_alpha=cfg.hierarchical,
+                                                name="intent_item_score")
+            self.intent_score.build()
+            track_layer(self, self.intent_score)
+        self.repeat = None
+        if cfg.repeat_score:
+            self.repeat = RepeatScore(cfg.repeat_key_dim, name="repeat_score")
+            gate_width = cfg.d_model + sum(h.num_classes for h in heads)
+            self.repeat.build((None, None, cfg.d_model), (None, None, gate_width))
+            track_layer(self, self.repeat)
         self.item_loss_tracker = keras.metrics.Mean(name="item_loss")
         self.intent_loss_trackers = {
-            h["name"]: keras.metrics.Mean(name=f"intent_loss_{h['name']}") for h in heads
+            h.name: keras.metrics.Mean(name=f"intent_loss_{h.name}") for h in heads
         }
 
     # --- Training -----------------------------------------------------------
@@ -198,17 +217,70 @@ class IntentRec(keras.Model):
         `sample_weight` for multi-output models.
         """
         del sample_weight
-        item_loss = self.item_head.loss(y_pred["item_hidden"], y["item"], y["weight"], training=training)
+        if self.has_item_score_terms:
+            item_loss = self._scored_item_loss(x, y, y_pred)
+        else:
+            item_loss = self.item_head.loss(y_pred["item_hidden"], y["item"], y["weight"], training=training)
         self.item_loss_tracker.update_state(item_loss)
         total = item_loss
         for head in self.intent_heads:
-            name = head["name"]
+            name = head.name
             head_loss = intent_loss(
                 head, y[name], y_pred[f"intent_logits_{name}"], y["weight"], self.config.multi_label_loss
             )
             self.intent_loss_trackers[name].update_state(head_loss)
             total = total + self.config.intent_loss_weight * head_loss
-        return replica_gradient_scale(self, total)
+        return scale_loss_for_distribution(self, total)
+
+    @property
+    def has_item_score_terms(self) -> bool:
+        """Whether items are scored by more than the item head (`item_scores`)."""
+        return getattr(self, "intent_score", None) is not None or getattr(self, "repeat", None) is not None
+
+    def _scored_item_loss(self, x, y, y_pred):
+        """The weighted mean next-item cross-entropy of `item_scores` over every position."""
+        scores = self.item_scores(y_pred, x["item"])  # [batch * seq, |I|]
+        labels = ops.reshape(ops.cast(y["item"], "int32"), (-1,))
+        weights = ops.reshape(ops.cast(y["weight"], "float32"), (-1,))
+        true = ops.take_along_axis(scores, labels[:, None], axis=-1)[:, 0]
+        ce = ops.logsumexp(scores, axis=-1) - true
+        return ops.sum(ce * weights) / ops.maximum(ops.sum(weights), 1e-6)
+
+    def item_scores(self, outputs, items, last_only=False):
+        """Full-catalogue next-item scores: the item head's, plus the intent and copy terms.
+
+        Args:
+            outputs: the model's outputs `[batch, seq, ...]`.
+            items: int `[batch, seq]`, the input items (the copy score's history).
+            last_only: score the last position only (serving, evaluation).
+
+        Returns:
+            float32 `[batch, |I|]` (last_only) or `[batch * seq, |I|]`.
+        """
+        hidden = outputs["item_hidden"]
+        seq_hidden = hidden
+
+        def rows(t):  # [batch, seq, ...] → the scored rows
+            return t[:, -1] if last_only else ops.reshape(t, (-1,) + tuple(t.shape[2:]))
+
+        scores = self.item_head(rows(hidden))
+        if getattr(self, "intent_score", None) is not None:
+            logits = {h.name: rows(outputs[f"intent_logits_{h.name}"]) for h in self.intent_heads}
+            alpha = rows(outputs["intent_attention"]) if "intent_attention" in outputs else None
+            scores = scores + self.intent_score(logits, alpha)
+        if getattr(self, "repeat", None) is not None:
+            items = ops.cast(items, "int32")
+            gate = [ops.cast(seq_hidden, "float32")] + [
+                ops.cast(outputs[f"intent_{h.name}"], "float32") for h in self.intent_heads]
+            copy = self.repeat(seq_hidden, ops.concatenate(gate, axis=-1), ops.not_equal(items, 0))  # [b, q, k]
+            if last_only:
+                copy_rows, history = copy[:, -1], items
+            else:
+                seq = ops.shape(items)[1]
+                copy_rows = ops.reshape(copy, (-1, seq))
+                history = ops.reshape(ops.repeat(items[:, None, :], seq, axis=1), (-1, seq))
+            scores = mix_with_history(scores, copy_rows, history)
+        return scores
 
     @property
     def metrics(self):
@@ -232,8 +304,9 @@ class IntentRec(keras.Model):
         """
         k = k or self.config.top_k
         outputs = self(self.select_inputs(inputs), training=False)
-        logits = self.item_head.masked_logits(outputs["item_hidden"][:, -1])
         items = ops.convert_to_tensor(inputs["item"])
+        reserved = ops.arange(self.config.item_vocab_size) < NUM_RESERVED_IDS
+        logits = ops.where(reserved, -1e9, self.item_scores(outputs, items, last_only=True))
         if exclude_seen:
             logits = mask_seen_items(logits, items)
         empty = ops.logical_not(ops.any(ops.not_equal(items, 0), axis=-1))
@@ -246,7 +319,7 @@ class IntentRec(keras.Model):
         return result
 
     def select_inputs(self, batch):
-        """Exactly the model's input keys (Keras 3.6 can misalign extra keys)."""
+        """Exactly the model's input keys (extra keys make Keras warn on every call)."""
         missing = [name for name in self.input_names if name not in batch]
         if missing:
             raise KeyError(f"batch lacks model inputs {missing}")

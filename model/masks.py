@@ -6,7 +6,8 @@ all-False (which would make the softmax NaN); padded rows are ignored by the
 loss and never attended to by real positions.
 """
 
-from keras import ops
+import keras
+from keras import layers, ops
 
 
 def padding_mask(item_ids):
@@ -52,3 +53,27 @@ def count_window_mask(valid, count):
     idx = ops.arange(seq_len)
     recent = ops.less(idx[:, None] - idx[None, :], count)  # [q, k]
     return ops.logical_and(causal_mask(valid), recent[None])
+
+
+@keras.saving.register_keras_serializable(package="intentrec")
+class CausalMask(layers.Layer):
+    """`causal_mask` as a layer: inside a functional model whose sequence length is
+    dynamic (a batch cut to its longest history), the mask's shape must come from
+    the tensor at call time, not from the symbolic build."""
+
+    def call(self, valid):
+        return causal_mask(valid)
+
+    def compute_output_shape(self, valid_shape):
+        return (valid_shape[0], valid_shape[1], valid_shape[1])
+
+
+@keras.saving.register_keras_serializable(package="intentrec")
+class BidirectionalMask(layers.Layer):
+    """Every query attends to every real key and to itself: `[batch, seq, seq]` (BERT4Rec)."""
+
+    def call(self, valid):
+        return _with_diagonal(ops.broadcast_to(valid[:, None, :], (ops.shape(valid)[0],) + (ops.shape(valid)[1],) * 2))
+
+    def compute_output_shape(self, valid_shape):
+        return (valid_shape[0], valid_shape[1], valid_shape[1])

@@ -24,7 +24,9 @@ import sys
 import keras
 
 import datasets
+from datasets.feature_spec import DEFAULT_MAX_LEN
 from model import IntentRec, IntentRecConfig, training
+from model.config import VARIANTS
 
 
 def parse_overrides(pairs, target_cls):
@@ -49,12 +51,12 @@ def build_parser():
     p.add_argument("--dataset", default="synthetic", help=f"dataset name or alias ({', '.join(datasets.aliases())})")
     p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="adapter argument, e.g. path=../shared/data/ml-100k or num_users=2000")
-    p.add_argument("--variant", default="v3", choices=["v0", "v1", "v2", "v3"])
+    p.add_argument("--variant", default=IntentRecConfig.variant, choices=list(VARIANTS))
     p.add_argument("--intents", default=None, help="comma-separated intent heads to keep (default: all)")
-    p.add_argument("--max-len", type=int, default=50, help="n, the latest interactions per user")
+    p.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN, help="n, the latest interactions per user")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="IntentRecConfig override")
     p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig override")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=training.TrainConfig.seed)
     p.add_argument("--out", default=None, help="output directory")
     return p
 
@@ -69,21 +71,21 @@ def main(argv=None) -> dict:
     dataset = datasets.resolve(args.dataset, **data_kwargs)
     print(f"[data] {dataset.name}: {len(dataset.interactions):,} interactions")
     print(dataset.report.summary())
-    encoded = datasets.encode(dataset, max_len=args.max_len)
-    print(f"[data] users: train {len(encoded.train):,} / val {len(encoded.val):,} / test {len(encoded.test):,}; "
-          f"items {encoded.feature_spec['item_vocab_size']:,}")
+    encoded = datasets.encode(dataset, max_len=args.max_len, train_windows=train_cfg.train_windows)
+    spec = encoded.feature_spec
+    print(f"[data] train rows {len(encoded.train):,} / val users {len(encoded.val):,} / test users "
+          f"{len(encoded.test):,}; items {spec.item_vocab_size:,}")
 
     intents = args.intents.split(",") if args.intents else None
-    config = IntentRecConfig.from_feature_spec(
-        encoded.feature_spec, intents=intents, variant=args.variant, max_len=args.max_len,
-        **parse_overrides(args.set, IntentRecConfig),
-    )
+    config = IntentRecConfig.from_feature_spec(spec, intents=intents, variant=args.variant,
+                                               **parse_overrides(args.set, IntentRecConfig))
+    keras.utils.set_random_seed(args.seed)  # before building: the seed also fixes the initial weights
     model = IntentRec(config)
     print(f"[model] IntentRec-{args.variant} ({keras.config.backend()} backend): "
-          f"{model.count_params():,} parameters, intents {[h['name'] for h in model.intent_heads]}")
+          f"{model.count_params():,} parameters, intents {[h.name for h in model.intent_heads]}")
 
     result = training.fit_and_evaluate(model, encoded, train_cfg)
-    baselines = training.reference_baselines(encoded, result["exclude_seen"])
+    baselines = training.reference_baselines(encoded, train_cfg, result["exclude_seen"])
 
     out = pathlib.Path(args.out or os.path.join("runs", dataset.name, f"{args.variant}-seed{args.seed}"))
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +96,7 @@ def main(argv=None) -> dict:
         # Enough to rebuild the data: `datasets.resolve(dataset_arg, **data_args)`.
         "dataset_arg": args.dataset,
         "data_args": data_kwargs,
-        "max_len": args.max_len,
+        "max_len": spec.max_len,
         "variant": args.variant,
         "seed": args.seed,
         "backend": keras.config.backend(),
@@ -126,19 +128,24 @@ def print_table(report):
     from rich.console import Console
     from rich.table import Table
 
+    protocol = report["protocol"]
+    seen = (f"excluded ({'whole history' if protocol['seen_filter'] == 'history' else 'input window'})"
+            if report["exclude_seen"] else "kept")
     table = Table(title=f"IntentRec-{report['variant']} on {report['dataset']} "
-                        f"(seen items {'excluded' if report['exclude_seen'] else 'kept'}; "
-                        f"best epoch {report['best_epoch']}/{report['epochs_run']})")
+                        f"(seen items {seen}; best epoch {report['best_epoch']}/{report['epochs_run']})")
     columns = ["", "recall@1", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr"]
     intent_keys = sorted(k for k in report["test"] if k.startswith("intent_accuracy/"))
     for col in columns + [k.split("/", 1)[1] + " acc" for k in intent_keys]:
         table.add_column(col, justify="right" if col else "left")
     rows = [("val", report["val"]), ("test", report["test"]),
             ("popularity (test)", report["baselines"]["popularity"]),
+            ("item co-occurrence (test)", report["baselines"]["cooccurrence"]),
             ("majority class (test)", report["baselines"]["majority"])]
     for label, metrics in rows:
         table.add_row(label, *[_fmt(metrics.get(c)) for c in columns[1:]], *[_fmt(metrics.get(k)) for k in intent_keys])
-    Console().print(table)
+    # Off a terminal (a log file, a pipe) rich would wrap the table to 80 columns and
+    # truncate the cells: give it the width it needs.
+    Console(width=None if sys.stdout.isatty() else 400).print(table)
 
 
 def _fmt(value):

@@ -11,32 +11,56 @@ import contextlib
 import dataclasses
 import math
 import time
+import warnings
 from typing import Union
 
 import keras
 import numpy as np
 from keras import ops
 
-from model import evaluation
+from datasets.schema import NUM_RESERVED_IDS
+from model import evaluation, keras_compat, reference
+from model.batching import SequenceBatches
+from model.item_scores import item_attribute_tables
 
 MODEL_SELECTION_METRIC = "ndcg@10"
+SEEN_FILTERS = ("history", "window")
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    epochs: int = 30  # upper bound; early stopping on validation NDCG@10 picks the epoch
+    """The training protocol of every entry point: `model.train`, `bench.paper_tables`
+    and the TFX Trainer (`pipeline.configs.PipelineConfig.training`). Its defaults are
+    the project's one default configuration."""
+
+    # --- Data and optimisation. ---
+    # "sliding": every training target of every user (the last max_len positions and
+    # the earlier non-overlapping windows); "last": the last window of each user only.
+    train_windows: str = "sliding"
+    epochs: int = 200  # a cap no run should reach: early stopping ends training
     batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4  # AdamW; embeddings of rare items overfit without it
-    patience: int = 5  # epochs without validation improvement before stopping
+    clipnorm: float = 1.0
+    patience: int = 10  # epochs without validation improvement before stopping
     eval_every: int = 1  # epochs between validation passes
     eval_batch_size: int = 512
+    # Length buckets of the training batches (model.batching): a batch runs over its
+    # longest history rounded up to a bucket, so padding costs next to nothing.
+    length_buckets: int = 4
     seed: int = 0
-    # Whether ranking excludes items already in the user's history. "auto": yes
-    # when repeat consumption is rare in training (< 5% of targets), as on
-    # MovieLens; no when users rewatch/continue (streaming logs).
+    # A run with fewer optimiser steps than this is warned about: it has not trained.
+    min_steps: int = 300
+    # --- Evaluation protocol. ---
+    # Whether ranking excludes items the user has already seen. "auto": yes when
+    # repeat consumption is rare in training (< 5% of targets), as on MovieLens; no
+    # when users re-view / continue / rewatch (e-commerce and streaming logs).
     exclude_seen: str = "auto"
-    # 0: silent; 1: one line per epoch; 2: Keras progress bar as well.
+    # What "seen" means when excluding: "history", every item of the user's whole
+    # known history before the target (training interactions and earlier val/test
+    # targets); "window", only the max_len interactions the model reads.
+    seen_filter: str = "history"
+    # 0: silent; 1: the protocol line and one line per epoch; 2: Keras progress bar as well.
     verbose: int = 1
     # --- Speed and scale (docs/performance.md). The dtype policy and the
     # distribution must be in place while the model is BUILT: build, compile and
@@ -54,6 +78,12 @@ class TrainConfig:
     # local (or, after `keras.distribution.initialize()`, all hosts') devices;
     # TF: pass a `tf.distribute` strategy to `runtime(cfg, strategy=...)`.
     distribution: str = "none"
+
+    def __post_init__(self):
+        if self.seen_filter not in SEEN_FILTERS:
+            raise ValueError(f"seen_filter must be one of {SEEN_FILTERS}, got {self.seen_filter!r}")
+        if str(self.exclude_seen).lower() not in ("auto", "true", "false"):
+            raise ValueError(f"exclude_seen must be auto, true or false, got {self.exclude_seen!r}")
 
 
 DISTRIBUTIONS = ("none", "data_parallel")
@@ -104,25 +134,23 @@ def runtime(cfg: TrainConfig, strategy=None):
             keras.distribution.set_distribution(previous_distribution)
 
 
-def replica_gradient_scale(model, loss):
-    """`loss` with its value unchanged and its gradient divided by the number of
-    `tf.distribute` replicas in sync.
+def scale_loss_for_distribution(model, loss):
+    """`loss` divided by the number of `tf.distribute` replicas in sync.
 
-    Keras 3.6 on TensorFlow all-reduces replica gradients with a SUM and never
-    rescales the loss, so a per-replica mean loss trains with `replicas` times the
-    single-device gradient. Dividing by the replica count restores it exactly
-    when every replica's batch carries the same total weight (and to within the
-    spread of those totals otherwise). The value is kept so logged losses stay
-    per-example means. JAX (`keras.distribution`) computes the global batch as one
-    SPMD program: nothing to do there. `compute_loss` of every model calls this
-    (tests/model/test_training_runtime.py checks it against one device).
+    Keras 3 on TensorFlow sums the replicas' gradients and expects a custom
+    `compute_loss` to return the per-replica loss already scaled for that sum (its
+    built-in losses do the same; the logged loss is unscaled again by Keras), so a
+    per-replica mean loss trains with the single-device gradient when every
+    replica's batch carries the same total weight (and to within the spread of
+    those totals otherwise). JAX (`keras.distribution`) computes the global batch
+    as one SPMD program: nothing to do there. `compute_loss` of every model calls
+    this (tests/model/test_training_runtime.py checks it against one device).
     """
     strategy = getattr(model, "distribute_strategy", None)  # TF trainer only
     replicas = getattr(strategy, "num_replicas_in_sync", 1)
     if replicas == 1:
         return loss
-    scale = 1.0 / replicas
-    return loss * scale + ops.stop_gradient(loss * (1.0 - scale))
+    return loss * (1.0 / replicas)
 
 
 def compile_model(model, cfg: TrainConfig):
@@ -134,9 +162,10 @@ def compile_model(model, cfg: TrainConfig):
             f"{cfg.mixed_precision!r}: build it inside `with training.runtime(cfg):`"
         )
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, clipnorm=1.0),
+        optimizer=keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                         clipnorm=cfg.clipnorm or None),
         jit_compile=cfg.jit_compile,
-        steps_per_execution=cfg.steps_per_execution,
+        steps_per_execution=keras_compat.steps_per_execution(model, cfg.steps_per_execution),
     )
 
 
@@ -159,6 +188,7 @@ def repeat_rate(split) -> float:
 def resolve_exclude_seen(setting, train_split) -> bool:
     if isinstance(setting, bool):
         return setting
+    setting = str(setting).lower()
     if setting in ("true", "false"):
         return setting == "true"
     if setting != "auto":
@@ -166,12 +196,57 @@ def resolve_exclude_seen(setting, train_split) -> bool:
     return repeat_rate(train_split.take(slice(0, 2000))) < 0.05
 
 
+def seen_items(split, cfg: TrainConfig, exclude_seen: bool):
+    """What `evaluation.evaluate(..., seen=)` filters: the split's whole-history items, or
+    None (the input window, or no filter)."""
+    if exclude_seen and cfg.seen_filter == "history":
+        return getattr(split, "seen", None)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """What a run trains on and how it is judged; `line()` is printed by every entry point."""
+
+    train_windows: str
+    train_rows: int
+    train_targets: int
+    batch_size: int
+    steps_per_epoch: int
+    epochs: int
+    patience: int
+    length_buckets: tuple
+    exclude_seen: bool
+    seen_filter: str
+    repeat_rate: float
+    catalogue: int
+
+    def line(self) -> str:
+        seen = (f"seen items excluded ({'whole history' if self.seen_filter == 'history' else 'input window'})"
+                if self.exclude_seen else "seen items kept")
+        return (f"[protocol] {self.train_windows} windows: {self.train_rows:,} rows, {self.train_targets:,} targets | "
+                f"batch {self.batch_size} → {self.steps_per_epoch:,} steps/epoch, ≤ {self.epochs} epochs "
+                f"(≤ {self.steps_per_epoch * self.epochs:,} steps), early stop on val {MODEL_SELECTION_METRIC} "
+                f"patience {self.patience} | length buckets {list(self.length_buckets)} | full-catalogue ranking "
+                f"of {self.catalogue:,} items, {seen}; training repeat rate {self.repeat_rate:.1%}")
+
+
+def describe_protocol(train_split, cfg: TrainConfig, exclude_seen: bool, catalogue: int,
+                      batches: "SequenceBatches") -> Protocol:
+    return Protocol(
+        train_windows=cfg.train_windows, train_rows=len(train_split), train_targets=int((train_split.w > 0).sum()),
+        batch_size=cfg.batch_size, steps_per_epoch=batches.num_batches, epochs=cfg.epochs, patience=cfg.patience,
+        length_buckets=tuple(batches.boundaries), exclude_seen=bool(exclude_seen), seen_filter=cfg.seen_filter,
+        repeat_rate=repeat_rate(train_split.take(slice(0, 2000))), catalogue=catalogue - NUM_RESERVED_IDS,
+    )
+
+
 class ValidationCallback(keras.callbacks.Callback):
     """Full-catalogue validation every `eval_every` epochs; keeps the best weights."""
 
-    def __init__(self, x, y, cfg: TrainConfig, exclude_seen: bool):
+    def __init__(self, x, y, cfg: TrainConfig, exclude_seen: bool, seen=None):
         super().__init__()
-        self.x, self.y, self.cfg, self.exclude_seen = x, y, cfg, exclude_seen
+        self.x, self.y, self.cfg, self.exclude_seen, self.seen = x, y, cfg, exclude_seen, seen
         self.best = -math.inf
         self.best_epoch = -1
         self.best_weights = None
@@ -182,7 +257,8 @@ class ValidationCallback(keras.callbacks.Callback):
         if (epoch + 1) % self.cfg.eval_every:
             return
         metrics = evaluation.evaluate(
-            self.model, self.x, self.y, batch_size=self.cfg.eval_batch_size, exclude_seen=self.exclude_seen
+            self.model, self.x, self.y, batch_size=self.cfg.eval_batch_size, exclude_seen=self.exclude_seen,
+            seen=self.seen,
         )
         score = metrics[MODEL_SELECTION_METRIC]
         self.history.append({"epoch": epoch + 1, **(logs or {}), **{f"val_{k}": v for k, v in metrics.items()}})
@@ -203,52 +279,81 @@ class ValidationCallback(keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
+def set_item_attributes(model, train_x) -> dict:
+    """Fills the model's intent item score tables from the training inputs (if it has one).
+
+    Returns {head: consistency}: the share of training interactions that carry their
+    item's most frequent value; heads at or above 0.9 score items (model.item_scores).
+    """
+    scorer = getattr(model, "intent_score", None)
+    if scorer is None:
+        return {}
+    tables, used, consistency = item_attribute_tables(train_x, model.intent_heads, model.config.item_vocab_size)
+    scorer.set_item_attributes(tables, used)
+    return {name: {"consistency": round(value, 4), "item_attribute": used[name]} for name, value in consistency.items()}
+
+
 def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "test")) -> dict:
     """Trains `model` on `encoded.train` with early stopping on validation, then
     evaluates the best weights on `evaluate_splits`.
 
     Returns:
         {"val": metrics, "test": metrics, "best_epoch", "epochs_run", "train_seconds",
-         "exclude_seen", "history"}.
+         "exclude_seen", "protocol", "history"}.
     """
     keras.utils.set_random_seed(cfg.seed)
     exclude_seen = resolve_exclude_seen(cfg.exclude_seen, encoded.train)
     if hasattr(model, "item_head"):
         model.item_head.set_prior(encoded.item_popularity)
+    attributes = set_item_attributes(model, encoded.train.x)
     compile_model(model, cfg)
     train_x, train_y = with_weights(encoded.train)
+    batches = SequenceBatches(train_x, train_y, cfg.batch_size, num_buckets=cfg.length_buckets, shuffle=True,
+                              seed=cfg.seed, input_names=model.input_names)
+    protocol = describe_protocol(encoded.train, cfg, exclude_seen, encoded.feature_spec.item_vocab_size, batches)
+    if cfg.verbose:
+        print(protocol.line(), flush=True)
+        if attributes:
+            print("[intent item score] " + ", ".join(f"{name}: {'item attribute' if a['item_attribute'] else 'not an item attribute'} ({a['consistency']:.0%} consistent)" for name, a in attributes.items()), flush=True)
+    if protocol.steps_per_epoch * cfg.epochs < cfg.min_steps:
+        warnings.warn(f"this run has at most {protocol.steps_per_epoch * cfg.epochs} optimiser steps (fewer than "
+                      f"{cfg.min_steps}): it is unlikely to have trained; use more epochs or a smaller batch",
+                      stacklevel=2)
     val_x, val_y = with_weights(encoded.val)
-    validation = ValidationCallback(val_x, val_y, cfg, exclude_seen)
+    validation = ValidationCallback(val_x, val_y, cfg, exclude_seen, seen_items(encoded.val, cfg, exclude_seen))
     started = time.perf_counter()
-    history = model.fit(
-        {name: train_x[name] for name in model.input_names},
-        train_y,
-        batch_size=cfg.batch_size,
-        epochs=cfg.epochs,
-        shuffle=True,
-        callbacks=[validation],
-        verbose={0: 0, 1: 0, 2: 1}.get(cfg.verbose, 1),
-    )
+    history = model.fit(batches, epochs=cfg.epochs, callbacks=[validation],
+                        verbose={0: 0, 1: 0, 2: 1}.get(cfg.verbose, 1))
     result = {
         "train_seconds": time.perf_counter() - started,
         "epochs_run": len(history.history.get("loss", [])),
         "best_epoch": validation.best_epoch,
         "exclude_seen": exclude_seen,
+        "protocol": dataclasses.asdict(protocol),
         "history": validation.history,
+        "item_attributes": attributes,
     }
+    if result["epochs_run"] >= cfg.epochs and validation.best_epoch > cfg.epochs - cfg.patience:
+        warnings.warn(f"the run reached the {cfg.epochs}-epoch cap still improving (best epoch "
+                      f"{validation.best_epoch}): raise `epochs`", stacklevel=2)
     for split in evaluate_splits:
-        x, y = with_weights(encoded.split(split))
+        s = encoded.split(split)
+        x, y = with_weights(s)
         result[split] = evaluation.evaluate(
-            model, x, y, batch_size=cfg.eval_batch_size, exclude_seen=exclude_seen
+            model, x, y, batch_size=cfg.eval_batch_size, exclude_seen=exclude_seen, seen=seen_items(s, cfg, exclude_seen)
         )
     return result
 
 
-def reference_baselines(encoded, exclude_seen: bool, split="test") -> dict:
-    """Popularity ranking and majority-class intent accuracy on `split`."""
-    x, y = with_weights(encoded.split(split))
+def reference_baselines(encoded, cfg: TrainConfig, exclude_seen: bool, split="test") -> dict:
+    """Popularity and item co-occurrence rankings and majority-class intent accuracy on
+    `split`, under the same seen-item filter as the model."""
+    s = encoded.split(split)
+    x, y = with_weights(s)
     _, train_y = with_weights(encoded.train)
+    seen = (seen_items(s, cfg, exclude_seen) or True) if exclude_seen else None
     return {
-        "popularity": evaluation.popularity_baseline(encoded.item_popularity, x, y, exclude_seen=exclude_seen),
-        "majority": evaluation.majority_baseline(train_y, y, encoded.feature_spec.get("intents", ())),
+        "popularity": reference.popularity(encoded.item_popularity, x, y, seen=seen),
+        "cooccurrence": reference.cooccurrence(encoded.train, encoded.item_popularity, x, y, seen=seen),
+        "majority": reference.majority(train_y, y, encoded.feature_spec.intents),
     }

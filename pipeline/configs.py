@@ -62,7 +62,7 @@ class DataConfig:
     path_key: str = "path"  # adapter argument that receives each file in "shards" mode
     # InteractionSchema.to_dict(); None: resolved from the adapter (pipeline.sources).
     interaction_schema: Optional[Dict[str, Any]] = None
-    max_train_history: Optional[int] = None  # cap the train sequence (None = whole, as datasets.sequences)
+    max_train_history: Optional[int] = None  # cap the train sequence (None = whole, as datasets.encoder)
     # "sliding": also train on the earlier windows (stride n) of every training sequence
     # (datasets.encode(train_windows="sliding")); "last": only the last n positions.
     train_windows: str = "sliding"

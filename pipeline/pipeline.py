@@ -55,14 +55,27 @@ def _drift_thresholds(cfg: PipelineConfig, schema: dict) -> dict:
     return out
 
 
+def model_intent_heads(schema: dict, cfg: PipelineConfig):
+    """The intent heads the Trainer's model will have: the model config decides (a V0 has
+    none, `hparams["intents"]` keeps a subset), read before Transform has counted the
+    vocabularies, whose sizes do not matter here."""
+    from collections import defaultdict
+
+    from datasets.feature_spec import FeatureSpec, derived_time_features
+    from datasets.schema import NUM_RESERVED_IDS, InteractionSchema
+    from model.config import IntentRecConfig
+
+    interaction_schema = InteractionSchema.from_dict(schema)
+    spec = FeatureSpec.build(interaction_schema, cfg.max_len, defaultdict(lambda: NUM_RESERVED_IDS),
+                             derived_time_features(interaction_schema, cfg.derive_time_features))
+    hparams = dict(cfg.training.hparams)
+    model_cfg = IntentRecConfig.from_feature_spec(spec, intents=hparams.pop("intents", None), **hparams)
+    return model_cfg.intents if model_cfg.use_intents else ()
+
+
 def eval_config(cfg: PipelineConfig, schema: dict, code_version: str = "") -> tfma.EvalConfig:
     """TFMA: IntentRec metrics overall and per history-length bucket; blessing on one metric."""
-    heads = {i["column"]: i["kind"] for i in schema.get("intents", ())}
-    hp_intents = cfg.training.hparams.get("intents")
-    if hp_intents is not None:
-        heads = {h: k for h, k in heads.items() if h in hp_intents}
-    if cfg.training.hparams.get("variant") == "v0":
-        heads = {}
+    heads = {h.name: h.kind for h in model_intent_heads(schema, cfg)}
     ev = cfg.evaluation
     ks = sorted({int(k) for k in ev.ks if int(k) <= cfg.top_k} | {cfg.top_k})
     threshold = tfma.MetricThreshold(

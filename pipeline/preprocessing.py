@@ -1,7 +1,7 @@
 """TFX Transform: raw per-user tf.Examples -> the model's encoded inputs and targets.
 
 `preprocessing_fn` is the TensorFlow Transform mirror of the numpy reference encoder
-`datasets.sequences` (same vocabularies, statistics, padding, targets and weights;
+`datasets.encoder` (same vocabularies, statistics, padding, targets and weights;
 tests/pipeline/test_preprocessing_parity.py checks it). Its graph is saved with the
 model and runs again at serving time (the `transform_features` signature and inside
 `serving_default` / `predict_raw`), so training and serving cannot skew.
@@ -40,6 +40,7 @@ from typing import Any, Dict, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from datasets.feature_spec import DAY_OF_WEEK, DEFAULT_MAX_LEN, HOUR_OF_DAY, FeatureSpec, derived_time_features
 from datasets.schema import (
     ITEM,
     MULTI_LABEL_SEP,
@@ -54,8 +55,6 @@ from datasets.schema import (
 
 LABEL_MODE = "label_mode"  # == components.sequence_example_gen.LABEL_MODE
 MODE_SERVE, MODE_TRAIN, MODE_EVAL, MODE_TRAIN_WINDOW = 0, 1, 2, 3
-HOUR_OF_DAY = "hour_of_day"
-DAY_OF_WEEK = "day_of_week"
 ITEM_INPUT = "item"
 TIME_INPUT = "time"
 LABEL_PREFIX = "label_"
@@ -70,7 +69,7 @@ class PreprocessingConfig:
     """What `preprocessing_fn` needs; travels as Transform's `custom_config`."""
 
     schema: Dict[str, Any]
-    max_len: int = 50
+    max_len: int = DEFAULT_MAX_LEN
     derive_time_features: bool = True
 
     @property
@@ -79,10 +78,7 @@ class PreprocessingConfig:
 
     @property
     def derived_categorical(self) -> tuple:
-        s = self.interaction_schema
-        if not (s.has_timestamps and self.derive_time_features):
-            return ()
-        return tuple(c for c in (HOUR_OF_DAY, DAY_OF_WEEK) if c not in s.categorical and c not in s.multi_label)
+        return derived_time_features(self.interaction_schema, self.derive_time_features)
 
     @property
     def categorical(self) -> tuple:
@@ -213,7 +209,7 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Optional[dict] = Non
     if TIMESTAMP in inputs:
         ts_sp = _sparse(inputs[TIMESTAMP])
         ts = _dense(ts_sp, width, 0)
-        # No timestamps sent at all: the order is the time (as datasets.sequences does).
+        # No timestamps sent at all: the order is the time (as datasets.encoder does).
         ts = tf.where(tf.equal(_lengths(ts_sp), 0)[:, None], tf.broadcast_to(pos, tf.shape(ts)), ts)
     else:
         ts = tf.broadcast_to(pos, tf.stack([b, width]))
@@ -361,27 +357,17 @@ def to_model_targets(transformed: Dict[str, tf.Tensor], cfg: PreprocessingConfig
     return y
 
 
-def feature_spec(tf_transform_output, cfg: PreprocessingConfig) -> dict:
-    """The model's data description (same keys as `datasets.sequences.Preprocessor.feature_spec`)."""
+def feature_spec(tf_transform_output, cfg: PreprocessingConfig) -> FeatureSpec:
+    """The model's data description, counted from Transform's vocabularies (the numpy
+    encoder's is `datasets.preprocessor.Preprocessor.feature_spec`: one builder, `FeatureSpec.build`)."""
     s = cfg.interaction_schema
-
-    def size(name):
-        return int(tf_transform_output.vocabulary_size_by_name(name)) + NUM_RESERVED_IDS
-
-    intents = [{"name": i.column, "kind": i.kind, "num_classes": size(i.column)} for i in s.intents]
-    return {
-        "item_vocab_size": size(ITEM_VOCAB),
-        "categorical": {c: size(c) for c in cfg.categorical},
-        "multi_hot": {c: size(c) for c in s.multi_label},
-        "numeric": list(s.numeric),
-        "intents": intents,
-        "has_timestamps": bool(s.has_timestamps),
-        "max_len": int(cfg.max_len),
-    }
+    names = (ITEM_VOCAB, *cfg.categorical, *s.multi_label)
+    sizes = {name: int(tf_transform_output.vocabulary_size_by_name(name)) + NUM_RESERVED_IDS for name in names}
+    return FeatureSpec.build(s, cfg.max_len, sizes, cfg.derived_categorical)
 
 
 def read_vocabulary(tf_transform_output, name: str) -> list:
-    """id-ordered tokens incl. '<pad>' and '<oov>' (as `datasets.sequences.Vocabulary.tokens`)."""
+    """id-ordered tokens incl. '<pad>' and '<oov>' (as `datasets.vocabulary.Vocabulary.tokens`)."""
     values = tf_transform_output.vocabulary_by_name(name)
     return ["<pad>", "<oov>", *[v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]]
 

@@ -39,17 +39,16 @@ DEFAULT_TRAINING = configs.TrainingConfig().to_custom(
 )
 
 
-def build_model(feature_spec: Dict[str, Any], hparams: Dict[str, Any]):
+def build_model(feature_spec, hparams: Dict[str, Any]):
     """The model. Swapping architectures is this one function.
 
-    feature_spec: `pipeline.preprocessing.feature_spec` (= `datasets.sequences`'
-    `Preprocessor.feature_spec()`); hparams: `model.IntentRecConfig` overrides.
+    feature_spec: the `datasets.FeatureSpec` of Transform's output
+    (`pipeline.preprocessing.feature_spec`); hparams: `model.IntentRecConfig` overrides.
     """
     from model import IntentRec, IntentRecConfig
 
     hparams = dict(hparams)
     intents = hparams.pop("intents", None)
-    hparams.setdefault("max_len", feature_spec["max_len"])
     return IntentRec(IntentRecConfig.from_feature_spec(feature_spec, intents=intents, **hparams))
 
 
@@ -155,7 +154,7 @@ def run_fn(fn_args) -> None:
     training = {**DEFAULT_TRAINING, **(custom.get("training") or {})}
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = pp.feature_spec(tft_output, cfg)
-    log.info("feature spec: %s", json.dumps(spec))
+    log.info("feature spec: %s", json.dumps(spec.to_dict()))
 
     gpus = tf.config.list_physical_devices("GPU")
     mixed = dtype_policy(training["mixed_precision"], gpus)
@@ -205,7 +204,7 @@ def run_fn(fn_args) -> None:
                          item_titles=titles, warmup_examples=warmup)
     summary = {"train_seconds": round(train_seconds, 2), "epochs_run": len(history.history.get("loss", [])),
                "history": {k: [float(x) for x in v] for k, v in history.history.items()},
-               "feature_spec": spec, "hparams": hparams, "training": training,
+               "feature_spec": spec.to_dict(), "hparams": hparams, "training": training,
                "strategy": type(strategy).__name__, "replicas": replicas, "mixed_precision": mixed, "xla": xla,
                "exclude_seen": exclude_seen, "repeat_rate": rate}
     tf.io.gfile.makedirs(fn_args.model_run_dir)

@@ -65,7 +65,7 @@ class IntentRecServingModule(tf.Module):
         tokens = pp.read_vocabulary(tf_transform_output, pp.ITEM_VOCAB)
         self._num_items = len(tokens)
         self.item_tokens = tf.Variable(tf.constant(tokens, tf.string), trainable=False, name="item_tokens")
-        self._heads = [h["name"] for h in getattr(model, "intent_heads", [])]
+        self._heads = [h.name for h in getattr(model, "intent_heads", [])]
         self.head_names = tf.Variable(tf.constant(self._heads or [""], tf.string), trainable=False,
                                       name="head_names")
         self._metadata_json = json.dumps(metadata or {}, sort_keys=True)
@@ -159,7 +159,7 @@ def build_metadata(model, tf_transform_output, preprocessing_config, *, k: int,
                    item_titles: Optional[Dict[str, str]] = None) -> dict:
     from pipeline import preprocessing as pp
 
-    heads = [h["name"] for h in getattr(model, "intent_heads", [])]
+    heads = [h.name for h in getattr(model, "intent_heads", [])]
     labels = {h: pp.read_vocabulary(tf_transform_output, h) for h in heads}
     schema = preprocessing_config.interaction_schema
     features = {contract.EXAMPLE_ITEM_ID: "bytes", contract.EXAMPLE_TIMESTAMP: "int64"}

@@ -7,37 +7,38 @@ import unittest
 import keras
 import numpy as np
 
+from datasets.feature_spec import FeatureSpec, IntentHead
 from model import IntentRec, IntentRecConfig
 
-FEATURE_SPEC = {
-    "item_vocab_size": 40,
-    "categorical": {"action_type": 6, "item_type": 4},
-    "multi_hot": {"genre": 7},
-    "numeric": ["duration"],
-    "intents": [
-        {"name": "action_type", "kind": "single", "num_classes": 6},
-        {"name": "item_type", "kind": "single", "num_classes": 4},
-        {"name": "genre", "kind": "multi", "num_classes": 7},
-    ],
-    "has_timestamps": True,
-}
+SEQ_LEN = 12
+FEATURE_SPEC = FeatureSpec(
+    max_len=SEQ_LEN,
+    item_vocab_size=40,
+    categorical=(("action_type", 6), ("item_type", 4)),
+    multi_hot=(("genre", 7),),
+    numeric=("duration",),
+    intents=(IntentHead("action_type", "single", 6), IntentHead("item_type", "single", 4),
+             IntentHead("genre", "multi", 7)),
+    has_timestamps=True,
+)
 
 
 class TestCase(unittest.TestCase):
     """Helpers to build small models and random left-padded batches."""
 
-    seq_len = 12
+    seq_len = SEQ_LEN
 
     def setUp(self):
         keras.utils.set_random_seed(1)
         self.rng = np.random.default_rng(0)
 
     def make_config(self, **overrides):
-        kwargs = dict(max_len=self.seq_len, d_model=16, num_heads=2, intent_layers=1, item_layers=1,
-                      item_embedding_dim=16, feature_embedding_dim=8, d_short=8, d_proj=8, dropout=0.0)
+        kwargs = dict(d_model=16, num_heads=2, intent_layers=1, item_layers=1,
+                      feature_embedding_dim=8, d_short=8, d_proj=8, dropout=0.0)
         kwargs.update(overrides)
         intents = kwargs.pop("intents", None)
-        return IntentRecConfig.from_feature_spec(FEATURE_SPEC, intents=intents, **kwargs)
+        spec = kwargs.pop("feature_spec", FEATURE_SPEC)
+        return IntentRecConfig.from_feature_spec(spec, intents=intents, **kwargs)
 
     def make_model(self, **overrides):
         return IntentRec(self.make_config(**overrides))
@@ -57,18 +58,18 @@ class TestCase(unittest.TestCase):
         gaps = self.rng.choice([0.0, 0.01, 0.5, 3.0, 10.0], valid.shape)
         time = np.where(valid, np.cumsum(np.where(valid, gaps, 0.0), axis=1), 0.0)
         first = np.take_along_axis(time, (n - lengths)[:, None].clip(max=n - 1), axis=1)
-        x = {"item": ids(spec["item_vocab_size"]), "time": np.where(valid, time - first, 0.0).astype("float32")}
-        for name, size in spec["categorical"].items():
+        x = {"item": ids(spec.item_vocab_size), "time": np.where(valid, time - first, 0.0).astype("float32")}
+        for name, size in spec.categorical:
             x[name] = ids(size)
-        for name, size in spec["multi_hot"].items():
+        for name, size in spec.multi_hot:
             mh = (self.rng.random(valid.shape + (size,)) < 0.3) & valid[..., None]
             mh[..., :2] = False
             x[name] = mh.astype("float32")
-        for name in spec["numeric"]:
+        for name in spec.numeric:
             x[name] = np.where(valid, self.rng.normal(size=valid.shape), 0.0).astype("float32")
         y = {"item": np.roll(x["item"], -1, axis=1)}
-        for head in spec["intents"]:
-            y[head["name"]] = np.roll(x[head["name"]], -1, axis=1)
+        for head in spec.intents:
+            y[head.name] = np.roll(x[head.name], -1, axis=1)
         weight = (valid & np.roll(valid, -1, axis=1)).astype("float32") * self.rng.uniform(0.5, 2.0, valid.shape)
         weight[:, -1] = 0.0
         y["weight"] = weight.astype("float32")

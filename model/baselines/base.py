@@ -4,10 +4,11 @@ import keras
 
 from model import training as training_lib
 from model.baselines.config import BaselineConfig
-from model.baselines.tied_item_head import TiedItemHead
+from model.tied_item_head import TiedItemHead
 from model.intent_loss import intent_loss
-from model.intentrec import IntentRec, track_layer
+from model.intentrec import IntentRec
 from model.item_head import ItemHead
+from model.keras_compat import track_layer
 
 
 def build_item_head(cfg: BaselineConfig, tied_embedding=None):
@@ -51,7 +52,7 @@ class SequenceBaseline(keras.Model):
         track_layer(self, item_head)
         self.item_loss_tracker = keras.metrics.Mean(name="item_loss")
         self.intent_loss_trackers = {
-            h["name"]: keras.metrics.Mean(name=f"intent_loss_{h['name']}") for h in self.intent_heads
+            h.name: keras.metrics.Mean(name=f"intent_loss_{h.name}") for h in self.intent_heads
         }
 
     def build_graph(self, config):  # pragma: no cover - abstract
@@ -72,14 +73,14 @@ class SequenceBaseline(keras.Model):
         self.item_loss_tracker.update_state(item_loss)
         total = item_loss
         for head in self.intent_heads:
-            name = head["name"]
+            name = head.name
             loss = intent_loss(
                 head, y[name], y_pred[f"intent_logits_{name}"], y["weight"], self.config.multi_label_loss
             )
             self.intent_loss_trackers[name].update_state(loss)
             total = total + self.config.intent_loss_weight * loss
         # Same gradient under tf.distribute as on one device (model.training).
-        return training_lib.replica_gradient_scale(self, total)
+        return training_lib.scale_loss_for_distribution(self, total)
 
     @property
     def metrics(self):
@@ -89,6 +90,8 @@ class SequenceBaseline(keras.Model):
 
     # Top-k items and intents at the last position, exactly as IntentRec serves them.
     recommend = IntentRec.recommend
+    item_scores = IntentRec.item_scores
+    has_item_score_terms = IntentRec.has_item_score_terms
     select_inputs = IntentRec.select_inputs
     input_names = IntentRec.input_names
 

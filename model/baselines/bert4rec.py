@@ -6,7 +6,8 @@ from keras import layers, ops
 from model import masks
 from model.baselines.base import SequenceBaseline, build_item_head
 from model.baselines.cloze_masking import ClozeMasking
-from model.baselines.position_embedding import PositionEmbedding
+from model.position_embedding import PositionEmbedding
+from model.inputs import sequence_inputs
 from model.feature_constructor import InputFeatureConstructor
 from model.transformer_encoder import TransformerEncoder
 
@@ -48,7 +49,7 @@ class BERT4Rec(SequenceBaseline):
 
     def build_graph(self, cfg):
         n = cfg.max_len
-        inputs = {"item": keras.Input((n,), dtype="int32", name="item")}
+        inputs = sequence_inputs(cfg.feature_spec, ["item"])
         mask_id = cfg.item_vocab_size
         cloze = ClozeMasking(mask_id, cfg.mask_prob, cfg.last_item_mask_prob, name="cloze_masking")
         embed = InputFeatureConstructor(cfg.item_vocab_size + 1, cfg.d_model, name="input_features")
@@ -60,7 +61,7 @@ class BERT4Rec(SequenceBaseline):
         x = layers.LayerNormalization(epsilon=1e-6, name="embedding_norm")(x)
         x = layers.Dropout(cfg.dropout, name="input_dropout")(x)
         # Every query attends to every real key (and itself): [batch, n, n].
-        bidirectional = ops.logical_or(valid[:, None, :], ops.cast(ops.eye(n), "bool")[None])
+        bidirectional = masks.BidirectionalMask(name="bidirectional_mask")(valid)
         hidden = encoder(x, bidirectional)
         hidden = layers.Dense(cfg.d_model, activation="gelu", name="output_transform")(hidden)
         hidden = layers.LayerNormalization(epsilon=1e-6, name="output_norm")(hidden)

@@ -14,10 +14,10 @@ def intent_head_outputs(hidden, heads):
     """
     outputs = {}
     for head in heads:
-        name = head["name"]
-        logits = layers.Dense(head["num_classes"], name=f"intent_head_{name}")(hidden)
+        name = head.name
+        logits = layers.Dense(head.num_classes, name=f"intent_head_{name}")(hidden)
         logits = layers.Activation("linear", dtype="float32", name=f"intent_logits_{name}")(logits)
-        activation = "softmax" if head["kind"] == "single" else "sigmoid"
+        activation = "softmax" if head.kind == "single" else "sigmoid"
         outputs[f"intent_logits_{name}"] = logits
         outputs[f"intent_{name}"] = layers.Activation(activation, dtype="float32", name=f"intent_{name}")(logits)
     return outputs

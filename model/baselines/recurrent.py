@@ -6,6 +6,7 @@ from keras import layers
 from model import masks
 from model.baselines import multitask
 from model.baselines.base import SequenceBaseline, build_item_head
+from model.inputs import sequence_inputs
 from model.feature_constructor import InputFeatureConstructor
 
 
@@ -25,7 +26,7 @@ class RecurrentRec(SequenceBaseline):
 
     def build_graph(self, cfg):
         n = cfg.max_len
-        inputs = {"item": keras.Input((n,), dtype="int32", name="item")}
+        inputs = sequence_inputs(cfg.feature_spec, ["item"])
         embed = InputFeatureConstructor(cfg.item_vocab_size, cfg.d_model, name="input_features")
         rnn_cls = {"lstm": layers.LSTM, "gru": layers.GRU}[self.cell]
         recurrent = [

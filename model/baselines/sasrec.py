@@ -5,7 +5,8 @@ from keras import layers, ops
 
 from model import masks
 from model.baselines.base import SequenceBaseline, build_item_head
-from model.baselines.position_embedding import PositionEmbedding
+from model.position_embedding import PositionEmbedding
+from model.inputs import sequence_inputs
 from model.feature_constructor import InputFeatureConstructor
 from model.transformer_encoder import TransformerEncoder
 
@@ -26,7 +27,7 @@ class SASRec(SequenceBaseline):
 
     def build_graph(self, cfg):
         n = cfg.max_len
-        inputs = {"item": keras.Input((n,), dtype="int32", name="item")}
+        inputs = sequence_inputs(cfg.feature_spec, ["item"])
         embed = InputFeatureConstructor(cfg.item_vocab_size, cfg.d_model, name="input_features")
         encoder = TransformerEncoder(cfg.num_layers, cfg.d_model, cfg.num_heads,
                                      cfg.ffn_multiplier * cfg.d_model, cfg.dropout, name="encoder")
@@ -34,6 +35,6 @@ class SASRec(SequenceBaseline):
         x = PositionEmbedding(n, scale=cfg.d_model ** 0.5, name="position_embedding")(embed(inputs))
         x = layers.Dropout(cfg.dropout, name="input_dropout")(x)
         x = x * ops.cast(valid, x.dtype)[..., None]
-        hidden = encoder(x, masks.causal_mask(valid))
+        hidden = encoder(x, masks.CausalMask(name="causal_mask")(valid))
         item_head = build_item_head(cfg, embed.item_embedding if cfg.tie_item_embeddings else None)
         return inputs, {"item_hidden": hidden}, [], item_head

@@ -7,6 +7,7 @@ from model import masks
 from model.baselines import multitask
 from model.baselines.base import SequenceBaseline, build_item_head
 from model.baselines.random_window_mask import RandomWindowMask
+from model.inputs import sequence_inputs
 from model.feature_constructor import InputFeatureConstructor
 from model.transformer_encoder import TransformerEncoder
 
@@ -21,12 +22,13 @@ def _shift_right(x, steps, fill=0.0):
     return ops.concatenate([front, x[:, :-steps]], axis=1)
 
 
-def prefix_max(x, valid):
+def prefix_max(x, valid, max_len):
     """Causal max-pool: out[k] = max over real positions i <= k of x[i] (0 where none).
 
-    log2(n) doubling steps, so no `[batch, seq, seq, d]` block is built.
+    log2(max_len) doubling steps (enough for any window of at most `max_len`), so no
+    `[batch, seq, seq, d]` block is built.
     """
-    seq = x.shape[1]
+    seq = max_len
     m = ops.where(valid[..., None], x, _NEG)
     step = 1
     while step < seq:
@@ -71,12 +73,7 @@ class TransAct(SequenceBaseline):
     def build_graph(self, cfg):
         n = cfg.max_len
         action = cfg.action_feature if cfg.action_feature in cfg.categorical else None
-        inputs = {
-            "item": keras.Input((n,), dtype="int32", name="item"),
-            "time": keras.Input((n,), dtype="float32", name="time"),
-        }
-        if action:
-            inputs[action] = keras.Input((n,), dtype="int32", name=action)
+        inputs = sequence_inputs(cfg.feature_spec, ["item", "time", *([action] if action else [])])
         item_dim = cfg.d_model - cfg.action_embedding_dim if action else cfg.d_model
         fuse = InputFeatureConstructor(
             cfg.item_vocab_size, item_dim, categorical={action: cfg.categorical[action]} if action else {},
@@ -90,7 +87,7 @@ class TransAct(SequenceBaseline):
         x = layers.Dropout(cfg.dropout, name="input_dropout")(fuse(inputs))
         out = encoder(x, window_mask(inputs["time"], valid))  # [batch, seq, d]
         out = out * ops.cast(valid, out.dtype)[..., None]
-        parts = [layers.Dense(cfg.d_model, name="max_pool_linear")(prefix_max(out, valid))]
+        parts = [layers.Dense(cfg.d_model, name="max_pool_linear")(prefix_max(out, valid, n))]
         parts += [_shift_right(out, j) for j in range(min(cfg.latest_k, n))]
         hidden = layers.Dense(cfg.d_model, name="output_projection")(ops.concatenate(parts, axis=-1))
         hidden = layers.LayerNormalization(epsilon=1e-6, name="output_norm")(hidden)

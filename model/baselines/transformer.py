@@ -6,6 +6,7 @@ from keras import layers, ops
 from model import masks
 from model.baselines import multitask
 from model.baselines.base import SequenceBaseline, build_item_head
+from model.inputs import sequence_inputs
 from model.feature_constructor import InputFeatureConstructor
 from model.time_encoding import TimeEncoding
 from model.transformer_encoder import TransformerEncoder
@@ -24,7 +25,7 @@ class TransformerRec(SequenceBaseline):
 
     def build_graph(self, cfg):
         n = cfg.max_len
-        inputs = {"item": keras.Input((n,), dtype="int32", name="item")}
+        inputs = sequence_inputs(cfg.feature_spec, ["item"])
         embed = InputFeatureConstructor(cfg.item_vocab_size, cfg.d_model, name="input_features")
         position_encoding = TimeEncoding(cfg.d_model, time_unit_hours=1.0, name="position_encoding")
         encoder = TransformerEncoder(cfg.num_layers, cfg.d_model, cfg.num_heads,
@@ -34,7 +35,7 @@ class TransformerRec(SequenceBaseline):
         positions = ops.where(valid, positions, 0.0)
         x = embed(inputs) * (cfg.d_model ** 0.5) + position_encoding(positions, valid)
         x = layers.Dropout(cfg.dropout, name="input_dropout")(x)
-        hidden = encoder(x, masks.causal_mask(valid))
+        hidden = encoder(x, masks.CausalMask(name="causal_mask")(valid))
         heads = list(cfg.intents)
         outputs = {"item_hidden": hidden, **multitask.intent_head_outputs(hidden, heads)}
         item_head = build_item_head(cfg)

@@ -36,7 +36,7 @@ def runs(tmp_path_factory, synthetic):
     for variant in ("v3", "v0"):
         keras.utils.set_random_seed(0)
         cfg = IntentRecConfig.from_feature_spec(
-            enc.feature_spec, variant=variant, max_len=MAX_LEN, d_model=16, num_heads=2, intent_layers=1,
+            enc.feature_spec, variant=variant, d_model=16, num_heads=2, intent_layers=1,
             item_layers=1, item_embedding_dim=8, feature_embedding_dim=4, d_short=4, d_proj=6, dropout=0.0)
         m = IntentRec(cfg)
         m.item_head.set_prior(enc.item_popularity)

@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from bench import paper_tables
+from datasets.feature_spec import FeatureSpec, IntentHead
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -55,8 +56,8 @@ def test_tables_follow_the_paper_layout(quick_report):
     assert list(tables["table3"]["rows"]) == ["v0", "v3_only_action_type", "v3_only_genre", "v3_only_item_type",
                                               "v3_only_release_bucket", "v3"]
     t1 = tables["table1"]["rows"]
-    # The reference row is +0% of itself; next-item-only models are N/A on intents.
-    assert t1["transact"]["cells"]["ndcg@10"]["rel"] == 0.0
+    # The reference row is marked as such (not "+0.00%"); next-item-only models are N/A on intents.
+    assert t1["transact"]["cells"]["ndcg@10"]["is_reference"]
     for row_id in ("sasrec", "bert4rec", "v0"):
         assert t1[row_id]["cells"]["intent_accuracy/action_type"] is None
     for row_id in ("lstm", "gru", "transformer", "transact", "v3"):
@@ -91,14 +92,14 @@ def _fake_runs(row_id, values, metric="ndcg@10", intents=()):
     for seed, value in enumerate(values):
         test = {m: value for m in ("recall@1", "recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr")}
         test.update({f"intent_accuracy/{h}": 0.5 + value for h in intents})
-        runs.append({"row": row_id, "seed": seed, "test": test})
+        runs.append({"row": row_id, "seed": seed, "test": test, "wall_seconds": 1.0, "best_epoch": 1,
+                     "epochs_run": 2})
     return runs
 
 
 def test_statistics_over_seeds():
     """Relative %, mean ± std and Student's t-test p-values, on fabricated 3-seed runs."""
-    spec = {"intents": [{"name": "action_type", "kind": "single", "num_classes": 5},
-                        {"name": "genre", "kind": "multi", "num_classes": 9}], "has_timestamps": True}
+    spec = FeatureSpec(intents=(IntentHead("action_type", "single", 5), IntentHead("genre", "multi", 9)))
     rows, tables = paper_tables.build_rows(spec)
     heads = ["action_type", "genre"]
     values = {row_id: [0.10 + 0.01 * i, 0.11 + 0.01 * i, 0.12 + 0.01 * i] for i, row_id in enumerate(rows)}
@@ -130,7 +131,7 @@ def test_statistics_over_seeds():
 
 
 def test_rows_without_timestamps_use_count_windows():
-    rows, tables = paper_tables.build_rows({"intents": [], "has_timestamps": False})
+    rows, tables = paper_tables.build_rows(FeatureSpec(has_timestamps=False))
     assert rows["v3"].params["short_term_window_count"] == 10
     assert rows["v3_month"].params["short_term_window_count"] == 40
     assert tables["table3"] == ["v0", "v3"]
@@ -139,7 +140,8 @@ def test_rows_without_timestamps_use_count_windows():
 def test_rows_that_inherit_a_tuned_config_train_after_it():
     """A single-head V3 row asked for first must still follow V3: its seed-0 run needs the
     config V3's tuning chooses (an earlier runner skipped that run)."""
-    rows, _ = paper_tables.build_rows({"intents": [{"name": "genre"}, {"name": "action_type"}], "has_timestamps": True})
+    rows, _ = paper_tables.build_rows(FeatureSpec(intents=(IntentHead("genre", "multi", 9),
+                                                           IntentHead("action_type", "single", 5))))
     order = paper_tables.training_order(rows, ["v3_only_genre", "lstm", "v3"])
     assert sorted(order) == sorted(rows)
     assert order.index("v3") < order.index("v3_only_genre")
@@ -161,10 +163,9 @@ def test_invalid_runs_are_flagged_and_excluded():
         def lookup(self, row, hp, seed):
             return self.records.get((row.id, seed))
 
-    spec = {"intents": [], "has_timestamps": True}
-    rows, tables = paper_tables.build_rows(spec)
+    rows, tables = paper_tables.build_rows(FeatureSpec())
     rows = {"sasrec": rows["sasrec"]}
-    hp = {"learning_rate": 1e-3, "dropout": 0.2}
+    hp = {"learning_rate": 1e-3, "dropout": 0.2, "d_model": 64}
     tuning = {"sasrec": {"configs": [{"hp": hp, "val_ndcg@10": 0.2, "wall_seconds": 1.0}], "chosen": hp}}
     records = {}
     for seed, curve in enumerate(([0.1, 0.2], [0.1, float("inf")], [0.15, 0.25])):
@@ -178,3 +179,45 @@ def test_invalid_runs_are_flagged_and_excluded():
     assert report["invalid_runs"] == [{"row": "sasrec", "seed": 1, "key": "k1",
                                        "reason": "validation NDCG@10 = inf at epoch 2"}]
     assert report["complete"] is False
+
+
+def test_relative_tables_need_their_reference_row():
+    """`--rows` without TransAct: Table 1 has no relative form (it would compare to nothing),
+    and the reference row itself reads "ref", never "+0.00%"."""
+    rows, tables = paper_tables.build_rows(FeatureSpec())
+    runs = {row_id: _fake_runs(row_id, [0.1 + 0.01 * i, 0.12 + 0.01 * i]) for i, row_id in enumerate(("sasrec", "v0", "v1"))}
+    out = paper_tables.build_tables(rows, tables, runs, [])
+    assert not out["table1"]["has_reference"] and out["table2"]["has_reference"]
+    report = {"dataset": "d", "command": "c", "git": {"commit": "0" * 40, "dirty": False}, "backend": "jax",
+              "seeds": [0, 1], "grid_name": "none", "grid": [{}], "max_len": 5, "exclude_seen": True, "quick": False,
+              "protocol": {"seen_filter": "history", "train_windows": "sliding", "epochs": 9, "patience": 2,
+                           "batch_size": 4, "weight_decay": 0.0},
+              "wall_seconds_total": 1.0, "tables": out, "tuning": {},
+              "rows": {row_id: {"runs": r, "label": rows[row_id].label, "tune_as": row_id, "wall_seconds": 1.0,
+                                "hp": {"learning_rate": 1e-3, "dropout": 0.2}} for row_id, r in runs.items()},
+              "reference_baselines": {"popularity": dict.fromkeys(("ndcg@10", "recall@10", "mrr"), 0.01),
+                                      "majority": {},
+                                      "cooccurrence": dict.fromkeys(("ndcg@10", "recall@10", "mrr"), 0.02)}}
+    md = paper_tables.markdown(report)
+    assert "Table 1 (relative)" not in md and "Table 1 (absolute)" in md
+    assert "Table 2 (relative)" in md
+    v1_line = next(line for line in md.splitlines() if line.startswith("| V1: simple MTL") and "±" not in line)
+    assert "| ref |" in v1_line and "+0.00%" not in md
+
+
+def test_results_directory_does_not_make_a_run_dirty(tmp_path, monkeypatch):
+    import subprocess
+
+    from bench.paper_tables import runner
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "code.py"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "c"],
+                   check=True)
+    monkeypatch.setattr(runner, "REPO", tmp_path)
+    (tmp_path / "results" / "ml-100k").mkdir(parents=True)
+    (tmp_path / "results" / "ml-100k" / "runs.jsonl").write_text("{}\n")
+    assert runner.git_state()["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert runner.git_state()["dirty"] is True

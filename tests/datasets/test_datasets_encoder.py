@@ -10,7 +10,9 @@ import datasets
 from datasets import IngestReport, IntentSpec, InteractionSchema
 from datasets.dataset import finalize
 from datasets.schema import OOV_ID, PAD_ID
-from datasets.sequences import Preprocessor, encode, encode_histories, encode_history
+from datasets.feature_spec import FeatureSpec, IntentHead
+from datasets.encoder import encode, encode_histories, encode_history
+from datasets.preprocessor import Preprocessor
 
 SCHEMA = InteractionSchema(
     categorical=("kind",), multi_label=("genre",), numeric=("dur",),
@@ -53,16 +55,16 @@ def test_vocab_ids_from_training_portion(tiny):
     assert enc.item_titles[:3] == ["<pad>", "<oov>", "T-a"]
     assert enc.item_popularity.tolist() == [0, 0, 5, 3, 2, 1]
     spec = enc.feature_spec
-    assert spec["item_vocab_size"] == 6
-    assert spec["categorical"] == {"kind": len(enc.vocabs["kind"]), "hour_of_day": len(enc.vocabs["hour_of_day"]),
-                                   "day_of_week": len(enc.vocabs["day_of_week"])}
-    assert spec["multi_hot"] == {"genre": 5} and spec["numeric"] == ["dur"]
-    assert spec["intents"] == [{"name": "kind", "kind": "single", "num_classes": len(enc.vocabs["kind"])},
-                               {"name": "genre", "kind": "multi", "num_classes": 5}]
+    assert spec.item_vocab_size == 6 and spec.max_len == 5
+    assert dict(spec.categorical) == {"kind": len(enc.vocabs["kind"]), "hour_of_day": len(enc.vocabs["hour_of_day"]),
+                                      "day_of_week": len(enc.vocabs["day_of_week"])}
+    assert dict(spec.multi_hot) == {"genre": 5} and spec.numeric == ("dur",)
+    assert spec.intents == (IntentHead("kind", "single", len(enc.vocabs["kind"])), IntentHead("genre", "multi", 5))
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
 
 
 def test_vocabulary_order_and_ties():
-    from datasets.sequences import Vocabulary
+    from datasets.vocabulary import Vocabulary
 
     v = Vocabulary.fit(["b", "a", "c", "c", "", None, "b"])
     assert v.tokens == ["<pad>", "<oov>", "b", "c", "a"]  # b:2 c:2 (tie -> by value) a:1
@@ -107,9 +109,9 @@ def test_dtypes_and_shapes(small_synth):
     for split in (enc.train, enc.val, enc.test):
         R = len(split)
         for k, v in split.x.items():
-            if k in enc.feature_spec["multi_hot"]:
-                assert v.dtype == np.float32 and v.shape == (R, n, enc.feature_spec["multi_hot"][k])
-            elif k in ("time", *enc.feature_spec["numeric"]):
+            if k in dict(enc.feature_spec.multi_hot):
+                assert v.dtype == np.float32 and v.shape == (R, n, dict(enc.feature_spec.multi_hot)[k])
+            elif k in ("time", *enc.feature_spec.numeric):
                 assert v.dtype == np.float32 and v.shape == (R, n)
             else:
                 assert v.dtype == np.int32 and v.shape == (R, n), k
@@ -118,9 +120,9 @@ def test_dtypes_and_shapes(small_synth):
         assert set(split.y) == {"item", "action_type", "genre", "item_type", "release_bucket"}
         assert split.y["genre"].dtype == np.float32 and split.y["item"].dtype == np.int32
         assert split.w.dtype == np.float32 and split.w.shape == (R, n)
-        for name, size in enc.feature_spec["categorical"].items():
+        for name, size in enc.feature_spec.categorical:
             assert split.x[name].max() < size
-        assert split.x["item"].max() < enc.feature_spec["item_vocab_size"]
+        assert split.x["item"].max() < enc.feature_spec.item_vocab_size
         pad = split.x["item"] == PAD_ID
         assert (split.x["time"][pad] == 0).all() and (split.x["genre"][pad] == 0).all()
         assert (split.x["duration"][pad] == 0).all() and (split.w[pad] == 0).all()

@@ -172,7 +172,7 @@ def test_sequences_without_user_comma_separated(tmp_path):
     assert ds.report.notes["empty_tokens_skipped"] == 1
     assert ds.report.notes["users_with_single_interaction"] == 1
     enc = datasets.encode(ds, max_len=3)
-    assert enc.feature_spec["has_timestamps"] is False
+    assert enc.feature_spec.has_timestamps is False
     assert enc.stats["users_dropped_single_interaction"] == 1
     # time = position index relative to the window's first interaction, 0 at padding
     assert enc.test.x["time"].tolist() == [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]

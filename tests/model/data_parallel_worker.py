@@ -43,7 +43,7 @@ def main():
     helper.setUp()
     x, y = helper.random_batch(batch=8, lengths=[helper.seq_len] * 8)
     # Equal total weight per replica: then the data-parallel gradient is exactly
-    # the single-device one (see training.replica_gradient_scale).
+    # the single-device one (see training.scale_loss_for_distribution).
     y["weight"] = (y["weight"] > 0).astype("float32")
     config = helper.make_config(variant="v0", item_loss="chunked", item_chunk_size=16)
 

@@ -6,6 +6,7 @@ Small on purpose: `make test` runs tests/model on TensorFlow and again on JAX.
 import numpy as np
 from keras import ops
 
+from datasets.feature_spec import FeatureSpec
 from model import evaluation, masks
 from model.baselines import BASELINES, BaselineConfig, build_baseline
 from model.baselines.cloze_masking import ClozeMasking
@@ -20,7 +21,7 @@ HEADS = {"action_type", "item_type", "genre"}
 
 class BaselinesTest(TestCase):
     def make_baseline(self, name, **overrides):
-        kwargs = dict(max_len=self.seq_len, d_model=16, num_heads=2, num_layers=1, dropout=0.0,
+        kwargs = dict(d_model=16, num_heads=2, num_layers=1, dropout=0.0,
                       action_embedding_dim=4, latest_k=3)
         kwargs.update(overrides)
         return build_baseline(name, FEATURE_SPEC, **kwargs)
@@ -32,7 +33,7 @@ class BaselinesTest(TestCase):
             model = self.make_baseline(name)
             base = model(model.select_inputs(x), training=False)
             self.assertEqual(tuple(base["item_hidden"].shape), (3, self.seq_len, 16), name)
-            heads = {h["name"] for h in model.intent_heads}
+            heads = {h.name for h in model.intent_heads}
             self.assertEqual(heads, HEADS if name in MULTITASK else set(), name)
             for head in heads:
                 probs = ops.convert_to_numpy(base[f"intent_{head}"])
@@ -127,7 +128,7 @@ class BaselinesTest(TestCase):
         self.assertTrue(hidden_any, "training must hide some recent actions")
 
         values = self.rng.normal(size=(4, self.seq_len, 3)).astype("float32")
-        got = ops.convert_to_numpy(prefix_max(ops.convert_to_tensor(values), valid))
+        got = ops.convert_to_numpy(prefix_max(ops.convert_to_tensor(values), valid, values.shape[1]))
         v = ops.convert_to_numpy(valid)
         for b in range(4):
             for k in range(self.seq_len):
@@ -141,7 +142,7 @@ class BaselinesTest(TestCase):
         np.testing.assert_allclose(ops.convert_to_numpy(model.item_head.kernel), table.T)
         self.assertEqual(len({id(w) for w in model.weights}), len(model.weights))
         bert = self.make_baseline("bert4rec")
-        self.assertEqual(tuple(bert.item_head.kernel.shape), (16, FEATURE_SPEC["item_vocab_size"]))
+        self.assertEqual(tuple(bert.item_head.kernel.shape), (16, FEATURE_SPEC.item_vocab_size))
 
     def test_save_and_rebuild(self):
         x, _ = self.random_batch(batch=2)
@@ -152,12 +153,11 @@ class BaselinesTest(TestCase):
     def test_data_without_timestamps_or_metadata(self):
         """A plain item-sequence spec (the `sequences` adapter): every baseline builds and runs;
         TransAct falls back to the item alone and to a window in positions."""
-        spec = {"item_vocab_size": 40, "categorical": {}, "multi_hot": {}, "numeric": [], "intents": [],
-                "has_timestamps": False}
+        spec = FeatureSpec(max_len=self.seq_len, item_vocab_size=40, has_timestamps=False)
         x, _ = self.random_batch(batch=2)
         x = {"item": x["item"], "time": np.where(x["item"] > 0, np.arange(self.seq_len), 0).astype("float32")}
         for name in BASELINES:
-            model = build_baseline(name, spec, max_len=self.seq_len, d_model=16, num_layers=1, latest_k=3)
+            model = build_baseline(name, spec, d_model=16, num_layers=1, latest_k=3)
             self.assertEqual(model.intent_heads, [])
             out = model(model.select_inputs(x), training=True)
             self.assertTrue(np.isfinite(ops.convert_to_numpy(out["item_hidden"])).all(), name)
@@ -167,7 +167,7 @@ class BaselinesTest(TestCase):
 
     def test_config_from_feature_spec(self):
         config = BaselineConfig.from_feature_spec(FEATURE_SPEC, intents=["genre"])
-        self.assertEqual([h["name"] for h in config.intents], ["genre"])
+        self.assertEqual([h.name for h in config.intents], ["genre"])
         with self.assertRaises(ValueError):
             BaselineConfig.from_feature_spec(FEATURE_SPEC, intents=["nope"])
         with self.assertRaises(ValueError):

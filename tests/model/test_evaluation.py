@@ -14,7 +14,7 @@ def brute_force_ranks(hidden, targets, kernel, bias, history=None):
         candidates = np.arange(2, kernel.shape[1])
         if history is not None:
             if target in history[b]:
-                ranks.append(evaluation._MISS)
+                ranks.append(evaluation.MISS)
                 continue
             candidates = np.setdiff1d(candidates, history[b])
         s, t = scores[b, candidates], scores[b, target]
@@ -48,8 +48,8 @@ class EvaluationTest(TestCase):
                     self.assertTrue((got >= 0).all())
 
     def test_ranking_metrics(self):
-        metrics = evaluation.ranking_metrics([0, 1, 9, 10, evaluation._MISS])
+        metrics = evaluation.ranking_metrics([0, 1, 9, 10, evaluation.MISS])
         self.assertAlmostEqual(metrics["recall@1"], 0.2)
         self.assertAlmostEqual(metrics["recall@10"], 0.6)
         self.assertAlmostEqual(metrics["ndcg@10"], (1 + 1 / np.log2(3) + 1 / np.log2(11)) / 5)
-        self.assertAlmostEqual(metrics["mrr"], (1 + 1 / 2 + 1 / 10 + 1 / 11 + 1 / (evaluation._MISS + 1)) / 5)
+        self.assertAlmostEqual(metrics["mrr"], (1 + 1 / 2 + 1 / 10 + 1 / 11 + 1 / (evaluation.MISS + 1)) / 5)

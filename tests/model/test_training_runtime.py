@@ -1,4 +1,4 @@
-"""`training.runtime` / `compile_model` / `replica_gradient_scale` (docs/performance.md):
+"""`training.runtime` / `compile_model` / `scale_loss_for_distribution` (docs/performance.md):
 mixed precision, XLA and steps-per-execution settings, and the data-parallel path on two
 virtual CPU devices (in a subprocess: device setup is process-global). TF and JAX."""
 
@@ -71,10 +71,10 @@ class RuntimeTest(TestCase):
         # Epoch 2's loss is a function of the weights epoch 1 trained.
         np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)
 
-    def test_replica_gradient_scale_is_identity_on_one_device(self):
+    def test_scale_loss_for_distribution_is_identity_on_one_device(self):
         model = self.make_model(variant="v0")
         loss = keras.ops.convert_to_tensor(2.5)
-        self.assertIs(training.replica_gradient_scale(model, loss), loss)
+        self.assertIs(training.scale_loss_for_distribution(model, loss), loss)
 
 
 def dataclasses_replace(cfg, **changes):

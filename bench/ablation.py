@@ -1,0 +1,278 @@
+"""Ablations: one difference at a time, over seeds, under the one training protocol.
+
+    python -m bench.ablation --dataset ml-100k --study backbone --seeds 3
+    python -m bench.ablation --dataset synthetic-small --study intents --seeds 3 --rows v3,v3_intent_score
+    python -m bench.ablation --list                       # the studies and their rows
+
+Each study is a list of rows: a reference row and variants that each change one
+thing (a model config override, or a baseline). Every run trains with
+`model.training.fit_and_evaluate` and the default `TrainConfig` (early stopping on
+validation NDCG@10), so the rows differ only in what the row names. Runs are cached
+in `results/<dataset>/ablation_runs.jsonl` (keyed by dataset, row definition, seed and
+training config), so a study resumes where it stopped and rows shared by studies
+are trained once. Writes `results/<dataset>/ablation_<study>.{md,json}`: mean ± std
+over seeds of test NDCG@10 / Recall@10 / MRR and intent accuracy, the change vs the
+study's reference row, and Welch's t-test p-value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import hashlib
+import json
+import pathlib
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+# The IntentRec backbone before issue 12 (the paper's: FC + LayerNorm input, timestamp
+# encoding only, an untied item head), and SASRec's ingredients on top of it.
+OLD_BACKBONE = {"position_embedding": False, "tie_item_embeddings": False, "input_projection": "dense_norm",
+                "time_encoding": True}
+SASREC_BACKBONE = {"position_embedding": True, "tie_item_embeddings": True, "input_projection": "item_plus_dense",
+                   "time_encoding": True}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    id: str
+    label: str
+    model: str  # "intentrec" or a baseline name
+    overrides: tuple = ()  # (key, value) pairs of config overrides
+
+    @property
+    def config(self) -> dict:
+        return dict(self.overrides)
+
+
+def _row(row_id, label, model="intentrec", **overrides):
+    return Row(row_id, label, model, tuple(sorted(overrides.items())))
+
+
+STUDIES = {
+    # Issue 12, item 1: what separates IntentRec-V0 from SASRec, one difference at a time.
+    "backbone": [
+        _row("sasrec", "SASRec", "sasrec"),
+        _row("v0_old", "V0, old backbone (reference)", variant="v0", **OLD_BACKBONE),
+        _row("v0_position", "V0 + position embedding", variant="v0", **{**OLD_BACKBONE, "position_embedding": True}),
+        _row("v0_tied", "V0 + tied item embeddings", variant="v0", **{**OLD_BACKBONE, "tie_item_embeddings": True}),
+        _row("v0_item_plus_dense", "V0 + item embedding kept (item + FC(rest))", variant="v0",
+             **{**OLD_BACKBONE, "input_projection": "item_plus_dense"}),
+        _row("v0_no_time", "V0 − timestamp encoding", variant="v0", **{**OLD_BACKBONE, "time_encoding": False}),
+        _row("v0_sasrec_backbone", "V0 + all three (position, tied, item kept)", variant="v0", **SASREC_BACKBONE),
+        _row("v0_sasrec_backbone_no_time", "V0 + all three − timestamp encoding", variant="v0",
+             **{**SASREC_BACKBONE, "time_encoding": False}),
+    ],
+    # Issue 12, item 2: what makes the intents pay off on the ranking, on the new backbone.
+    "intents": [
+        _row("sasrec", "SASRec", "sasrec"),
+        _row("v0", "V0 (no intents)", variant="v0", **SASREC_BACKBONE),
+        _row("v1", "V1: simple MTL", variant="v1", **SASREC_BACKBONE),
+        _row("v3", "V3: hierarchical + short-term (reference)", variant="v3", **SASREC_BACKBONE),
+        _row("v3_intent_score", "V3 + intent item score (α-weighted)", variant="v3", intent_item_score=True,
+             **SASREC_BACKBONE),
+        _row("v1_intent_score", "V1 + intent item score", variant="v1", intent_item_score=True, **SASREC_BACKBONE),
+        _row("v3_lambda_0.2", "V3, λ = 0.2", variant="v3", intent_loss_weight=0.2, **SASREC_BACKBONE),
+        _row("v3_lambda_1", "V3, λ = 1", variant="v3", intent_loss_weight=1.0, **SASREC_BACKBONE),
+        _row("v3_intent_score_lambda_1", "V3 + intent item score, λ = 1", variant="v3", intent_item_score=True,
+             intent_loss_weight=1.0, **SASREC_BACKBONE),
+    ],
+    # Issue 15: re-consumption (synthetic continue/rewatch sessions, e-commerce re-views).
+    "repeat": [
+        _row("sasrec", "SASRec", "sasrec"),
+        _row("v3", "V3 (reference)", variant="v3", **SASREC_BACKBONE),
+        _row("v3_repeat", "V3 + copy score", variant="v3", repeat_score=True, **SASREC_BACKBONE),
+        _row("v3_repeat_intent_score", "V3 + copy score + intent item score", variant="v3", repeat_score=True,
+             intent_item_score=True, **SASREC_BACKBONE),
+        _row("v0_repeat", "V0 + copy score", variant="v0", repeat_score=True, **SASREC_BACKBONE),
+    ],
+}
+REFERENCE = {"backbone": "v0_old", "intents": "v3", "repeat": "v3"}
+METRICS = ("ndcg@10", "recall@10", "mrr")
+
+
+def run_key(dataset: str, row: Row, seed: int, train: dict, backend: str) -> str:
+    blob = json.dumps({"dataset": dataset, "model": row.model, "overrides": row.overrides, "seed": seed,
+                       "train": train, "backend": backend}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def build_model(row: Row, spec):
+    from model import IntentRec, IntentRecConfig
+    from model.baselines import build_baseline
+
+    if row.model == "intentrec":
+        config = dict(row.config)
+        intents = config.pop("intents", None)
+        return IntentRec(IntentRecConfig.from_feature_spec(spec, intents=intents, **config))
+    return build_baseline(row.model, spec, **row.config)
+
+
+def train_one(row: Row, seed: int, encoded, train_cfg) -> dict:
+    import keras
+
+    from model import training
+
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(seed)
+    started = time.perf_counter()
+    model = build_model(row, encoded.feature_spec)
+    cfg = dataclasses.replace(train_cfg, seed=seed)
+    result = training.fit_and_evaluate(model, encoded, cfg)
+    return {"row": row.id, "seed": seed, "val": result["val"], "test": result["test"],
+            "best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"],
+            "wall_seconds": time.perf_counter() - started, "params": int(model.count_params()),
+            "alpha": attention_spread(model, encoded.test)}
+
+
+def attention_spread(model, split, batch=512) -> dict:
+    """How personal α is: per head, the mean and the std across test users of α at the
+    last position, and the mean normalised entropy of α (1 = uniform over the heads)."""
+    import keras
+
+    alphas = []
+    for lo in range(0, len(split), batch):
+        out = model({k: split.x[k][lo:lo + batch] for k in model.input_names}, training=False)
+        if "intent_attention" not in out:
+            return {}
+        alphas.append(keras.ops.convert_to_numpy(out["intent_attention"][:, -1]))
+    alpha = np.concatenate(alphas).astype(np.float64)
+    heads = [h.name for h in model.intent_heads]
+    entropy = -(alpha * np.log(np.maximum(alpha, 1e-12))).sum(axis=1) / max(np.log(len(heads)), 1e-12)
+    return {"mean": dict(zip(heads, alpha.mean(axis=0).round(4).tolist())),
+            "std_across_users": dict(zip(heads, alpha.std(axis=0).round(4).tolist())),
+            "normalised_entropy": round(float(entropy.mean()), 4)}
+
+
+def load_runs(path: pathlib.Path) -> dict:
+    runs = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                runs[record["key"]] = record
+    return runs
+
+
+def summarize(values) -> str:
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return "–"
+    return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}" if values.size > 1 else f"{values.mean():.4f}"
+
+
+def compare(values, reference) -> str:
+    from scipy import stats
+
+    a, b = np.asarray(values, np.float64), np.asarray(reference, np.float64)
+    if a.size == 0 or b.size == 0 or b.mean() == 0:
+        return "–"
+    rel = 100.0 * (a.mean() - b.mean()) / b.mean()
+    if a.size < 2 or b.size < 2:
+        return f"{rel:+.1f}%"
+    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    return f"{rel:+.1f}% (p={p:.2g})"
+
+
+def table(study: str, rows: list, results: dict, reference: str) -> str:
+    ref_runs = results.get(reference, [])
+    intents = sorted({k for runs in results.values() for r in runs for k in r["test"] if k.startswith("intent_")})
+    has_alpha = any(r.get("alpha") for runs in results.values() for r in runs)
+    header = ["row", "n", *[m for m in METRICS], f"NDCG@10 vs {reference}", *[k.split("/", 1)[1] + " acc" for k in intents],
+              *(["α std across users", "α entropy"] if has_alpha else []), "best epoch / run", "min / run"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        runs = results.get(row.id, [])
+        cells = [row.label, str(len(runs))]
+        cells += [summarize([r["test"][m] for r in runs]) for m in METRICS]
+        cells.append("ref" if row.id == reference else compare([r["test"]["ndcg@10"] for r in runs],
+                                                               [r["test"]["ndcg@10"] for r in ref_runs]))
+        cells += [summarize([r["test"][k] for r in runs if k in r["test"]]) for k in intents]
+        if has_alpha:
+            spread = [np.mean(list(r["alpha"]["std_across_users"].values())) for r in runs if r.get("alpha")]
+            cells.append(summarize(spread) if spread else "–")
+            cells.append(summarize([r["alpha"]["normalised_entropy"] for r in runs if r.get("alpha")])
+                         if spread else "–")
+        cells.append(", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for r in runs) or "–")
+        cells.append(f"{np.mean([r['wall_seconds'] for r in runs]) / 60:.1f}" if runs else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="synthetic-small")
+    p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--study", default="backbone", choices=sorted(STUDIES))
+    p.add_argument("--rows", default=None, help="comma-separated row ids (default: every row of the study)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig override")
+    p.add_argument("--out", default=str(REPO / "results"))
+    p.add_argument("--list", action="store_true")
+    args = p.parse_args(argv)
+    if args.list:
+        for name, rows in STUDIES.items():
+            print(f"{name} (reference {REFERENCE[name]}):")
+            for row in rows:
+                print(f"  {row.id:32s} {row.label}  [{row.model}] {row.config}")
+        return None
+
+    import keras
+
+    import datasets
+    from model import training
+    from model.train import parse_data_args, parse_overrides
+
+    train_cfg = training.TrainConfig(verbose=1, **parse_overrides(args.train, training.TrainConfig))
+    train_key = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in ("seed", "verbose")}
+    data_kwargs = parse_data_args(args.data_arg)
+    dataset = datasets.resolve(args.dataset, **data_kwargs)
+    encoded = datasets.encode(dataset, train_windows=train_cfg.train_windows)
+    rows = STUDIES[args.study]
+    if args.rows:
+        wanted = args.rows.split(",")
+        unknown = set(wanted) - {r.id for r in rows}
+        if unknown:
+            raise SystemExit(f"unknown rows {sorted(unknown)} in study {args.study!r}")
+        rows = [r for r in rows if r.id in wanted]
+    out = pathlib.Path(args.out) / args.dataset
+    out.mkdir(parents=True, exist_ok=True)
+    cache_path = out / "ablation_runs.jsonl"
+    cache = load_runs(cache_path)
+    backend = keras.config.backend()
+    results = {}
+    for seed in range(args.seeds):
+        for row in rows:
+            key = run_key(args.dataset + json.dumps(data_kwargs, sort_keys=True), row, seed, train_key, backend)
+            if key not in cache:
+                print(f"[ablation] {args.study}/{row.id} seed {seed}", flush=True)
+                record = train_one(row, seed, encoded, train_cfg)
+                record.update(key=key, overrides=dict(row.overrides), model=row.model,
+                              finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+                cache[key] = record
+                with open(cache_path, "a") as f:
+                    f.write(json.dumps(record, default=float) + "\n")
+                print(f"    test ndcg@10 {record['test']['ndcg@10']:.4f} (best epoch {record['best_epoch']}/"
+                      f"{record['epochs_run']}, {record['wall_seconds']:.0f} s)", flush=True)
+    for row in STUDIES[args.study]:
+        runs = [cache[k] for k in (run_key(args.dataset + json.dumps(data_kwargs, sort_keys=True), row, s,
+                                           train_key, backend) for s in range(args.seeds)) if k in cache]
+        if runs:
+            results[row.id] = runs
+    text = table(args.study, [r for r in STUDIES[args.study] if r.id in results], results, REFERENCE[args.study])
+    header = (f"# Ablation `{args.study}` on `{args.dataset}`\n\nCommand: `python -m bench.ablation --dataset "
+              f"{args.dataset} --study {args.study} --seeds {args.seeds}`; backend {backend}; training protocol: "
+              f"`TrainConfig` defaults{' + ' + ', '.join(args.train) if args.train else ''}; test metrics, mean ± std "
+              f"over seeds; p: Welch's t-test.\n\n")
+    (out / f"ablation_{args.study}.md").write_text(header + text + "\n")
+    (out / f"ablation_{args.study}.json").write_text(json.dumps(results, indent=1, default=float))
+    print(header + text)
+    return results
+
+
+if __name__ == "__main__":
+    main()

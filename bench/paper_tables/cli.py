@@ -1,0 +1,207 @@
+"""The `bench.paper_tables` command line: tune, train every row over seeds, write the tables."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import platform
+import shlex
+import sys
+import time
+
+from bench.paper_tables.report import assemble_report, markdown, plot
+from bench.paper_tables.rows import GRIDS, SELECTION_METRIC, build_rows, grid_configs, training_order
+from bench.paper_tables.runner import REPO, Runner
+from datasets.feature_spec import DEFAULT_MAX_LEN
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="synthetic", help="dataset alias or adapter:path (see datasets.aliases())")
+    p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE", help="adapter argument")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per row (default 5; 1 with --quick)")
+    p.add_argument("--grid", choices=sorted(GRIDS), default=None,
+                   help="tuning grid, learning rate x dropout x width, the same for every row (default small; "
+                        "none with --quick)")
+    p.add_argument("--quick", action="store_true", help="tiny models, 2 epochs, 1 seed, 200 synthetic users: a smoke run")
+    p.add_argument("--rows", default=None, help="comma-separated row ids to run (default: all)")
+    p.add_argument("--order", default=None,
+                   help="comma-separated row ids to train first (default: the SASRec anchor and TransAct first; "
+                        "rows that reuse another row's tuned config follow that row); useful when a CPU "
+                        "run may not finish")
+    p.add_argument("--max-len", type=int, default=None, help=f"n (default {DEFAULT_MAX_LEN}; 20 with --quick)")
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                   help="TrainConfig override, for every row alike (default: the TrainConfig defaults, the "
+                        "protocol of model.train and the TFX Trainer; --quick: 2 epochs, whole-set batches)")
+    p.add_argument("--out", default=str(REPO / "results"), help="results root")
+    p.add_argument("--fresh", action="store_true", help="ignore runs already in runs.jsonl")
+    p.add_argument("--provenance", default=None,
+                   help="free text printed under the command in the .md (e.g. where and how the cached runs ran)")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the tables from the runs in runs.jsonl, training nothing (e.g. while a run goes on)")
+    return p
+
+
+def _without_provenance(argv):
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--provenance":
+            skip = True
+        elif not a.startswith("--provenance="):
+            out.append(a)
+    return out
+
+
+def main(argv=None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    started_wall = time.perf_counter()
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+    import keras
+
+    import datasets
+    from model import training
+    from model.train import parse_data_args, parse_overrides
+
+    quick = args.quick
+    seeds = list(range(args.seeds if args.seeds is not None else (1 if quick else 5)))
+    grid_name = args.grid or ("none" if quick else "small")
+    grid = grid_configs(GRIDS[grid_name])
+    max_len = args.max_len or (20 if quick else DEFAULT_MAX_LEN)
+
+    data_kwargs = parse_data_args(args.data_arg)
+    if quick and args.dataset.startswith("synthetic") and "num_users" not in data_kwargs:
+        data_kwargs["num_users"] = 200
+    train = parse_overrides(args.train, training.TrainConfig)
+    if quick:
+        train = {"epochs": 2, "patience": 1, "min_steps": 0, "length_buckets": 1, **train}
+    protocol = training.TrainConfig(**train)
+
+    def log(message):
+        print(message, flush=True)
+
+    dataset = datasets.resolve(args.dataset, **data_kwargs)
+    encoded = datasets.encode(dataset, max_len=max_len, train_windows=protocol.train_windows)
+    if quick and "batch_size" not in train:  # one traced step shape: TF tracing dominates tiny runs
+        train["batch_size"] = len(encoded.train)
+        protocol = training.TrainConfig(**train)
+    settings = {"train": train, "quick": quick}
+    spec = encoded.feature_spec
+    heads = [h.name for h in spec.intents]
+    exclude_seen = training.resolve_exclude_seen(protocol.exclude_seen, encoded.train)
+    log(f"[data] {dataset.name}: {len(dataset.interactions):,} interactions, train rows {len(encoded.train):,} / "
+        f"test users {len(encoded.test):,}, items {spec.item_vocab_size:,}, intents {heads}, "
+        f"timestamps {spec.has_timestamps}, exclude seen {exclude_seen} ({protocol.seen_filter})")
+
+    rows, tables = build_rows(spec)
+    if args.rows:
+        wanted = set(args.rows.split(","))
+        unknown = wanted - set(rows)
+        if unknown:
+            raise SystemExit(f"unknown rows {sorted(unknown)}; known: {sorted(rows)}")
+        rows = {k: v for k, v in rows.items() if k in wanted}
+
+    out_dir = pathlib.Path(args.out) / (dataset.name if ":" in args.dataset else args.dataset)
+    if quick:
+        out_dir = out_dir.with_name(out_dir.name + "-quick")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    context = {"dataset": args.dataset, "data_args": data_kwargs, "max_len": max_len, "settings": settings,
+               "backend": keras.config.backend()}
+    runner = Runner(encoded, settings, context, out_dir / "runs.jsonl", args.fresh, log,
+                    verbose=0 if quick else 1,  # 1: the protocol line and one line per epoch in the log
+                    report_only=args.report_only)
+
+    reference = training.reference_baselines(encoded, protocol, exclude_seen)
+    meta = {
+        "dataset": args.dataset,
+        "dataset_name": dataset.name,
+        "command": "python -m bench.paper_tables " + " ".join(shlex.quote(a) for a in _without_provenance(argv)),
+        "argv": argv,
+        "provenance": args.provenance,
+        "quick": quick,
+        "seeds": seeds,
+        "grid_name": grid_name,
+        "grid": grid,
+        "git": runner.git,
+        "backend": keras.config.backend(),
+        "keras_version": keras.__version__,
+        "python": platform.python_version(),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "started": started,
+        "max_len": max_len,
+        "protocol": dataclasses.asdict(protocol),
+        "exclude_seen": exclude_seen,
+        "settings": settings,
+        "data_args": data_kwargs,
+        "data_stats": encoded.stats,
+        "feature_spec": spec.to_dict(),
+        "ttest": "scipy.stats.ttest_ind(equal_var=True), two-sided, over seeds (independent runs)",
+        "reference_baselines": reference,
+    }
+    order = training_order(rows, args.order.split(",") if args.order else [])
+    tuning = {}
+
+    def write(final=False):
+        report = assemble_report(meta, rows, tables, tuning, runner, seeds, heads, final)
+        report["wall_seconds_total"] = time.perf_counter() - started_wall
+        (out_dir / "paper_tables.json").write_text(json.dumps(report, indent=1, default=float))
+        (out_dir / "paper_tables.md").write_text(markdown(report))
+        if final or not quick:
+            plot(report, out_dir / "paper_tables.png")
+        return report
+
+    # Phase 0: tuning on seed 0 (validation NDCG@10); rows that inherit a tuned config
+    # get their seed-0 run. Phase s: seed s for every row. Tables are rewritten after
+    # every run, so a long CPU run can be read (with fewer seeds) at any time.
+    for row_id in order:
+        row = rows[row_id]
+        if row.tune_as == row.id:
+            if not args.report_only:
+                log(f"[tune] {row.id} ({row.label}): {len(grid)} configs, seed {seeds[0]}")
+            configs = []
+            for hp in grid:
+                record = runner(row, hp, seeds[0])
+                if record is None:  # --report-only and not run yet
+                    continue
+                configs.append({"hp": hp, f"val_{SELECTION_METRIC}": record["val"][SELECTION_METRIC],
+                                f"test_{SELECTION_METRIC}": record["test"][SELECTION_METRIC],
+                                "best_epoch": record["best_epoch"], "wall_seconds": record["wall_seconds"]})
+            if len(configs) < len(grid):
+                continue  # tuning unfinished: no chosen config yet
+            best = max(configs, key=lambda c: c[f"val_{SELECTION_METRIC}"])
+            tuning[row.id] = {"configs": configs, "chosen": best["hp"]}
+        else:
+            if row.tune_as not in rows:
+                if len(grid) != 1:
+                    raise SystemExit(f"row {row.id!r} uses the tuned config of {row.tune_as!r}; include it in --rows")
+                # One config: nothing to tune, the choice does not need the other row's runs.
+                tuning.setdefault(row.tune_as, {"configs": [], "chosen": grid[0]})
+            if row.tune_as not in tuning:
+                continue
+            runner(row, tuning[row.tune_as]["chosen"], seeds[0])
+        if not args.report_only:
+            write()
+    for seed in seeds[1:]:
+        for row_id in order:
+            if rows[row_id].tune_as in tuning:
+                runner(rows[row_id], tuning[rows[row_id].tune_as]["chosen"], seed)
+                if not args.report_only:
+                    write()
+    complete = all(runner.lookup(rows[r], tuning[rows[r].tune_as]["chosen"], seed) is not None
+                   for r in rows if rows[r].tune_as in tuning for seed in seeds) and len(tuning) == len(
+        {r.tune_as for r in rows.values()})
+    report = write(final=complete)
+    log(markdown(report))
+    log(f"[out] {out_dir}/paper_tables.md, .json, .png; runs in {out_dir}/runs.jsonl")
+    return report
+
+
+if __name__ == "__main__":
+    main()

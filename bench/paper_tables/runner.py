@@ -1,0 +1,127 @@
+"""Training runs of the paper tables: one per (row, hyperparameters, seed), cached in `runs.jsonl`."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import pathlib
+import subprocess
+import time
+
+from bench.paper_tables.rows import SELECTION_METRIC, Row, build_model
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def run_key(context: dict, row: Row, hp: dict, seed: int) -> str:
+    blob = json.dumps({"context": context, "kind": row.kind, "params": row.params, "hp": hp, "seed": seed},
+                      sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def load_cache(path: pathlib.Path) -> dict:
+    cache = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                cache[record["key"]] = record
+    return cache
+
+
+def train_one(row, hp, seed, encoded, settings, verbose=0) -> dict:
+    """One run: `row`'s model with `hp` and `seed`, trained under the `TrainConfig`
+    of `settings["train"]` (the protocol shared with `model.train` and the Trainer)."""
+    import keras
+
+    from model import training
+
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(seed)  # before building: the seed also fixes the initial weights
+    started = time.perf_counter()
+    model = build_model(row, encoded.feature_spec, hp, quick=settings.get("quick", False))
+    train_cfg = training.TrainConfig(
+        **{**settings["train"], "learning_rate": hp["learning_rate"], "seed": seed, "verbose": verbose}
+    )
+    result = training.fit_and_evaluate(model, encoded, train_cfg)
+    return {
+        "row": row.id, "seed": seed, "hp": hp,
+        "val": result["val"], "test": result["test"],
+        "best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"],
+        "train_seconds": result["train_seconds"], "wall_seconds": time.perf_counter() - started,
+        "params": int(model.count_params()),
+        "val_curve": [h.get(f"val_{SELECTION_METRIC}") for h in result["history"]],
+    }
+
+
+class Runner:
+    """Runs (or takes from the cache) one training run per (row, hp, seed)."""
+
+    def __init__(self, encoded, settings, context, cache_path, fresh, log, verbose=0, report_only=False):
+        self.encoded, self.settings, self.context = encoded, settings, context
+        self.cache_path = cache_path
+        self.cache = {} if fresh else load_cache(cache_path)
+        self.log = log
+        self.verbose = verbose
+        self.report_only = report_only
+        self.git = git_state()
+
+    def lookup(self, row: Row, hp: dict, seed: int):
+        return self.cache.get(run_key(self.context, row, hp, seed))
+
+    def __call__(self, row: Row, hp: dict, seed: int):
+        key = run_key(self.context, row, hp, seed)
+        if key in self.cache and (self.report_only or not invalid_reason(self.cache[key])):
+            return self.cache[key]  # an invalid run is reported as such, or trained again
+        if self.report_only:
+            return None
+        self.log(f"  [{row.id}] lr={hp['learning_rate']:g} dropout={hp['dropout']:g} width={hp.get('d_model', 64)} "
+                 f"seed={seed} ...")
+        record = train_one(row, hp, seed, self.encoded, self.settings, self.verbose)
+        record.update(key=key, commit=self.git["commit"], dirty=self.git["dirty"],
+                      finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        self.log(f"    val ndcg@10={record['val']['ndcg@10']:.4f} test ndcg@10={record['test']['ndcg@10']:.4f} "
+                 f"(best epoch {record['best_epoch']}/{record['epochs_run']}, {record['wall_seconds']:.0f}s)")
+        if invalid_reason(record):
+            self.log(f"    INVALID run, excluded from the tables: {invalid_reason(record)}")
+        self.cache[key] = record
+        with open(self.cache_path, "a") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+        return record
+
+
+def invalid_reason(record: dict):
+    """Why a finished run cannot be used (None if it can).
+
+    A validation metric outside [0, 1] means the evaluation produced a negative
+    rank (model/evaluation.py subtracts the history items that score above the
+    target, scored by a second matmul; where the two disagree in the last bits,
+    e.g. TF32 on a GPU, a top-ranked target gets rank -1 and NDCG = inf). Early
+    stopping then keeps that epoch as the best one, so the run's selection is void.
+    """
+    for epoch, value in enumerate(record.get("val_curve") or [], start=1):
+        if value is None or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            return f"validation NDCG@10 = {value} at epoch {epoch}"
+    for split in ("val", "test"):
+        for metric, value in record.get(split, {}).items():
+            if metric != "num_users" and (value is None or not math.isfinite(value) or value < 0.0 or value > 1.0):
+                return f"{split} {metric} = {value}"
+    return None
+
+
+
+
+def git_state() -> dict:
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    # The runner's own outputs (results/) are not code: they must not mark a run dirty.
+    changed = [line for line in git("status", "--porcelain").splitlines() if line[3:] and not line[3:].startswith("results/")]
+    return {"commit": git("rev-parse", "HEAD") or "unknown", "dirty": bool(changed)}
+
+
