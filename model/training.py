@@ -253,9 +253,14 @@ class ValidationCallback(keras.callbacks.Callback):
         self.history = []
         self.wait = 0
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.cfg.eval_every:
             return
+        trained = time.perf_counter() - getattr(self, "epoch_started", time.perf_counter())
+        started = time.perf_counter()
         metrics = evaluation.evaluate(
             self.model, self.x, self.y, batch_size=self.cfg.eval_batch_size, exclude_seen=self.exclude_seen,
             seen=self.seen,
@@ -265,7 +270,8 @@ class ValidationCallback(keras.callbacks.Callback):
         if self.cfg.verbose:
             loss = (logs or {}).get("loss", float("nan"))
             print(f"  epoch {epoch + 1}: loss {loss:.4f}  val {MODEL_SELECTION_METRIC}={score:.4f} "
-                  f"recall@10={metrics['recall@10']:.4f}", flush=True)
+                  f"recall@10={metrics['recall@10']:.4f}  ({trained:.1f} s train, "
+                  f"{time.perf_counter() - started:.1f} s validation)", flush=True)
         if score > self.best:
             self.best, self.best_epoch, self.wait = score, epoch + 1, 0
             self.best_weights = self.model.get_weights()
