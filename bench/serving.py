@@ -64,10 +64,12 @@ def prepare_model(args, workdir: str) -> tuple[str, str]:
             os.makedirs(base)
             os.symlink(d, os.path.join(base, "1"))
             return base, d
-        versions = sorted(int(v) for v in os.listdir(d) if v.isdigit())
-        if not versions:
+        from serving.versions import latest_version
+
+        version = latest_version(d)
+        if version is None:
             raise SystemExit(f"{d}: no numeric version directories")
-        return d, os.path.join(d, str(versions[-1]))
+        return d, os.path.join(d, str(version))
     from serving.fixture import build_fixture_model
 
     version_dir = os.path.join(workdir, "model", "1")

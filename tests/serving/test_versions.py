@@ -198,3 +198,31 @@ def test_version_policies(model_base, fixture_model):
         assert mgr.serving_versions() == [] and not mgr.available
     finally:
         mgr.stop()
+
+
+def test_version_dirs_that_are_not_int64_are_ignored(model_base, fixture_model):
+    """Issue 13 #1: a directory named 99999999999999999999 (over int64) must not become the
+    served version (TF Serving ignores names that do not parse as int64)."""
+    from serving.versions import latest_version, parse_version
+
+    assert parse_version("9223372036854775807") == 2 ** 63 - 1
+    for name in ("99999999999999999999", "9223372036854775808", "-1", "+2", " 3", "1e3", "٣", ""):
+        assert parse_version(name) is None, name
+    for name in ("99999999999999999999", "٣", "7.tmp"):
+        shutil.copytree(fixture_model, os.path.join(model_base, name))
+    assert latest_version(model_base) == 1
+    srv = start_server(model_base)
+    try:
+        ch = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+        from tensorflow_serving.apis import model_service_pb2_grpc
+
+        assert stub.Predict(predict_request([example_bytes(0)]), timeout=30).model_spec.version.value == 1
+        req = get_model_status_pb2.GetModelStatusRequest()
+        req.model_spec.name = "intentrec"
+        status = model_service_pb2_grpc.ModelServiceStub(ch).GetModelStatus(req, timeout=30)
+        assert [s.version for s in status.model_version_status] == [1]
+        ch.close()
+    finally:
+        srv.stop(grace=1.0)
+
