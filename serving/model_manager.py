@@ -110,11 +110,13 @@ class ModelManager:
         return self._latest is not None
 
     def statuses(self, version: int | None = None) -> list[ServableVersion]:
+        """Every version seen, newest first (TF Serving's ServableStateMonitor order; it
+        keeps unloaded versions as END too), or the one asked for."""
         with self._lock:
             if version is not None:
                 sv = self._versions.get(version)
                 return [sv] if sv else []
-            return [self._versions[v] for v in sorted(self._versions)]
+            return [self._versions[v] for v in sorted(self._versions, reverse=True)]
 
     def state_of(self, version: int) -> str | None:
         sv = self._versions.get(version)

@@ -226,3 +226,17 @@ def test_version_dirs_that_are_not_int64_are_ignored(model_base, fixture_model):
     finally:
         srv.stop(grace=1.0)
 
+
+
+def test_status_lists_newest_version_first(model_base, fixture_model):
+    """Issue 13 #5: after a swap, model_version_status[0] is the served version (TF Serving's
+    ServableStateMonitor orders versions newest first); the unloaded one stays listed as END."""
+    srv = start_server(model_base)
+    try:
+        push_version(model_base, 2, fixture_model)
+        _wait(lambda: _states(srv).get(1, ("",))[0] == "END", what="v1 unloaded")
+        resp = srv.core.status_for("intentrec", None)
+        assert [(s.version, s.state) for s in resp.model_version_status] == [
+            (2, State.AVAILABLE), (1, State.END)]
+    finally:
+        srv.stop(grace=1.0)
