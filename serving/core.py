@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -25,8 +26,13 @@ from serving import contract, tensor_codec
 from serving.batching import Batcher
 from serving.errors import ServingError, invalid
 from serving.model_manager import ModelManager, ServableVersion
+from serving.request_policy import RequestPolicy
 
 log = logging.getLogger(__name__)
+
+# Work on more examples than this runs in chunks, with the deadline and cancellation
+# checked between them: abandoned requests stop within one chunk (a few tens of ms).
+CHUNK_EXAMPLES = 64
 
 SIGNATURE_DEF_FIELD = "signature_def"
 # Extension of GetModelMetadata (our server only; real TF Serving answers INVALID_ARGUMENT):
@@ -46,11 +52,13 @@ class PredictResult:
 
 class ServingCore:
     def __init__(self, manager: ModelManager, *, batcher: Batcher | None = None,
-                 max_expanded_bytes: int = tensor_codec.DEFAULT_MAX_EXPANDED_BYTES):
+                 max_expanded_bytes: int = tensor_codec.DEFAULT_MAX_EXPANDED_BYTES,
+                 policy: RequestPolicy | None = None):
         self.manager = manager
         self.model_name = manager.model_name
         self.batcher = batcher
         self.max_expanded_bytes = max_expanded_bytes
+        self.policy = policy or RequestPolicy()
         self._inflight = 0
         self._inflight_cv = threading.Condition()
 
@@ -84,19 +92,36 @@ class ServingCore:
 
     # --- Predict ---------------------------------------------------------------------------
     def run_signature(self, sv: ServableVersion, sig, inputs: Mapping[str, np.ndarray],
-                      output_names: Sequence[str]) -> dict:
+                      output_names: Sequence[str], deadline: float | None = None,
+                      cancelled: Callable[[], bool] | None = None) -> dict:
+        """Runs sig on validated inputs. ``deadline`` (time.monotonic()) and ``cancelled``
+        stop work whose caller has gone: checked before the model runs and between chunks."""
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                               "Deadline exceeded before the model ran")
+        if not (sig.batchable and inputs):
+            return sig.run(inputs, output_names)
+        size = sig.batch_size(inputs)
         batcher = self.batcher
-        if batcher is not None and sig.batchable:
-            size = sig.batch_size(inputs)
-            if size:
-                key = (id(sv), sig.name, tuple(output_names),
-                       tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())))
-                return batcher.run(key, inputs, size, lambda merged: sig.run(merged, output_names))
-        return sig.run(inputs, output_names)
+        if batcher is not None and size:
+            key = (id(sv), sig.name, tuple(output_names),
+                   tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())))
+            return batcher.run(key, inputs, size, lambda merged: sig.run(merged, output_names),
+                               deadline=deadline)
+        if size <= CHUNK_EXAMPLES:
+            return sig.run(inputs, output_names)
+        parts = []
+        for start in range(0, size, CHUNK_EXAMPLES):
+            if start:
+                _check_abandoned(deadline, cancelled)
+            parts.append(sig.run({n: a[start:start + CHUNK_EXAMPLES] for n, a in inputs.items()},
+                                 output_names))
+        return {n: np.concatenate([p[n] for p in parts]) for n in output_names}
 
     def predict_arrays(self, name: str, version: int | None, signature_name: str,
                        inputs, output_filter: Sequence[str] = (), label: str = "",
-                       dtypes: Mapping[str, int] | None = None) -> PredictResult:
+                       dtypes: Mapping[str, int] | None = None, deadline: float | None = None,
+                       cancelled: Callable[[], bool] | None = None) -> PredictResult:
         """Predict on numpy inputs (REST, in-process callers).
 
         ``inputs``: name -> numpy array, or a callable ``(signature) -> (inputs, dtypes)``
@@ -115,14 +140,16 @@ class ServingCore:
             for n, arr in inputs.items():
                 enum = dtypes[n] if dtypes else _enum_of(arr)
                 sig.check_input(n, arr, enum)
-            outputs = self.run_signature(sv, sig, inputs, names)
+            self.policy.check(sig, inputs, _abandon_check(deadline, cancelled))
+            outputs = self.run_signature(sv, sig, inputs, names, deadline, cancelled)
             return PredictResult(sv.version, sig.name, outputs,
                                  {n: sig.outputs[n].dtype for n in names})
         finally:
             self._exit()
             self.manager.release(sv)
 
-    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    def predict(self, request: predict_pb2.PredictRequest, deadline: float | None = None,
+                cancelled: Callable[[], bool] | None = None) -> predict_pb2.PredictResponse:
         if not request.HasField("model_spec"):
             raise invalid("Missing ModelSpec")
         spec = request.model_spec
@@ -138,7 +165,8 @@ class ServingCore:
                 arr = tensor_codec.proto_to_ndarray(tp, name=n, max_expanded_bytes=self.max_expanded_bytes)
                 sig.check_input(n, arr, tp.dtype)
                 inputs[n] = arr
-            outputs = self.run_signature(sv, sig, inputs, names)
+            self.policy.check(sig, inputs, _abandon_check(deadline, cancelled))
+            outputs = self.run_signature(sv, sig, inputs, names, deadline, cancelled)
             resp = predict_pb2.PredictResponse()
             ms = resp.model_spec
             ms.name = self.model_name
@@ -248,6 +276,19 @@ class ServingCore:
                 log.info("Finished reading warmup data for model at %s. Number of warmup records "
                          "read: %d.", sv.path, n)
         return warmup
+
+
+def _abandon_check(deadline, cancelled):
+    if deadline is None and cancelled is None:
+        return None
+    return lambda: _check_abandoned(deadline, cancelled)
+
+
+def _check_abandoned(deadline: float | None, cancelled: Callable[[], bool] | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded")
+    if cancelled is not None and cancelled():
+        raise ServingError(grpc.StatusCode.CANCELLED, "Request cancelled by the client")
 
 
 def _enum_of(arr: np.ndarray) -> int:

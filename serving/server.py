@@ -59,6 +59,8 @@ class ServerConfig:
     shutdown_grace_seconds: float = 10.0
     initial_load_timeout_seconds: float = 0.0  # wait this long for a first version before serving
     freeze_gc: bool = True  # gc.freeze() loaded models (see model_manager.refreeze_gc)
+    max_examples_per_request: int = 1000  # serving.request_policy; 0: no cap
+    max_history_length: int = 10_000
 
     def __post_init__(self):
         if self.batching_parameters_file:
@@ -113,6 +115,7 @@ class ModelServer:
         from serving.batching import Batcher
         from serving.core import ServingCore
         from serving.model_manager import ModelManager
+        from serving.request_policy import RequestPolicy
 
         c = self.config
         configure_tensorflow(c.tensorflow_intra_op_parallelism, c.tensorflow_inter_op_parallelism)
@@ -138,7 +141,8 @@ class ModelServer:
         manager = ModelManager(c.model_name, c.model_base_path, policy=c.model_version_policy,
                                poll_wait_seconds=c.file_system_poll_wait_seconds, on_change=on_change,
                                freeze_gc=c.freeze_gc)
-        self.core = core = ServingCore(manager, batcher=batcher,
+        policy = RequestPolicy(c.max_examples_per_request, c.max_history_length)
+        self.core = core = ServingCore(manager, batcher=batcher, policy=policy,
                                        max_expanded_bytes=max(c.grpc_max_message_size, 1 << 20) * 4)
         if c.enable_model_warmup:
             manager._warmup = core.make_warmup(c.num_request_iterations_for_warmup)
@@ -266,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
       help="on SIGTERM/SIGINT, how long in-flight requests may take to finish")
     a("--initial_load_timeout_seconds", type=float, default=0.0,
       help="at start, wait up to this long for a first version before opening the ports")
+    a("--max_examples_per_request", type=int, default=d.max_examples_per_request,
+      help="ours: more examples in one Predict -> INVALID_ARGUMENT (0: no cap)")
+    a("--max_history_length", type=int, default=d.max_history_length,
+      help="ours: more interactions in one history -> INVALID_ARGUMENT (0: no cap)")
     a("--log_level", default=os.environ.get("INTENTREC_LOG_LEVEL", "INFO"))
     return p
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
@@ -13,9 +15,9 @@ from serving.errors import ServingError
 log = logging.getLogger(__name__)
 
 
-def _call(fn, request, context):
+def _call(fn, request, context, *args):
     try:
-        return fn(request)
+        return fn(request, *args)
     except ServingError as e:
         context.abort(e.code, e.message)
     except Exception as e:  # noqa: BLE001 - the process never dies on a request
@@ -33,7 +35,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.core = core
 
     def Predict(self, request, context):
-        return _call(self.core.predict, request, context)
+        # The client's deadline bounds the model's work too (TF Serving passes it to the
+        # session as RunOptions.timeout_in_ms); a cancelled or abandoned call stops early.
+        remaining = context.time_remaining()
+        deadline = (time.monotonic() + remaining
+                    if remaining is not None and not math.isinf(remaining) else None)
+        return _call(self.core.predict, request, context, deadline, lambda: not context.is_active())
 
     def GetModelMetadata(self, request, context):
         return _call(self.core.metadata, request, context)
