@@ -59,6 +59,9 @@ class ServerConfig:
     shutdown_grace_seconds: float = 10.0
     initial_load_timeout_seconds: float = 0.0  # wait this long for a first version before serving
     freeze_gc: bool = True  # gc.freeze() loaded models (see model_manager.refreeze_gc)
+    rest_api_num_threads: int = 0  # 0: 4 x cores, TF Serving's default
+    rest_api_timeout_in_ms: int = 30_000
+    rest_api_enable_cors_support: bool = False
     max_examples_per_request: int = 1000  # serving.request_policy; 0: no cap
     max_history_length: int = 10_000
 
@@ -173,7 +176,10 @@ class ModelServer:
             from serving.rest import RestServer
 
             self._rest = RestServer(core, c.host, max(c.rest_api_port, 0),
-                                    max_body_bytes=c.grpc_max_message_size).start()
+                                    max_body_bytes=c.grpc_max_message_size,
+                                    num_threads=c.rest_api_num_threads or 4 * cores,
+                                    timeout_ms=c.rest_api_timeout_in_ms,
+                                    enable_cors=c.rest_api_enable_cors_support).start()
             self.rest_port = self._rest.port
             log.info("Exporting HTTP/REST API at:%s:%d ...", c.host, self.rest_port)
         return self
@@ -199,6 +205,9 @@ class ModelServer:
             remaining = max(0.0, grace - (time.monotonic() - t0))
             if core is not None:
                 core.wait_idle(remaining)
+            if self._rest is not None:
+                self._rest.close()
+            if core is not None:
                 core.manager.stop(timeout=max(remaining, 1.0))
             self._stopped.set()
             log.info("Server stopped")
@@ -270,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
       help="on SIGTERM/SIGINT, how long in-flight requests may take to finish")
     a("--initial_load_timeout_seconds", type=float, default=0.0,
       help="at start, wait up to this long for a first version before opening the ports")
+    a("--rest_api_num_threads", type=int, default=0,
+      help="REST worker threads, the bound on concurrent REST requests (0: 4 x cores)")
+    a("--rest_api_timeout_in_ms", type=int, default=d.rest_api_timeout_in_ms,
+      help="a REST request must arrive and be answered within this (<= 0: no limit)")
+    a("--rest_api_enable_cors_support", type=_bool, nargs="?", const=True, default=False)
     a("--max_examples_per_request", type=int, default=d.max_examples_per_request,
       help="ours: more examples in one Predict -> INVALID_ARGUMENT (0: no cap)")
     a("--max_history_length", type=int, default=d.max_history_length,

@@ -63,3 +63,187 @@ def test_abandoned_requests_stop_using_the_model(model_base, counted_examples):
     finally:
         ch.close()
         srv.stop(grace=1.0)
+
+
+def _raw_http(port: int, data: bytes, timeout: float = 10.0) -> tuple[int, bytes, float]:
+    """Sends data on a fresh connection (as much as the server takes), then reads the
+    answer; (status, everything read until close, seconds)."""
+    import socket
+
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            for i in range(0, len(data), 1 << 16):
+                s.sendall(data[i:i + (1 << 16)])
+        except OSError:  # the server closed: it did not read the rest
+            pass
+        chunks = []
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+        except OSError:
+            pass
+    out = b"".join(chunks)
+    status = int(out.split(b" ", 2)[1]) if out.startswith(b"HTTP/") else 0
+    return status, out, time.monotonic() - t0
+
+
+PREDICT = b"POST /v1/models/intentrec:predict HTTP/1.1\r\nHost: x\r\n"
+
+
+@pytest.mark.parametrize("headers,status,fragment", [
+    (b"Content-Length: -1\r\n", 400, b"Bad Content-Length"),
+    (b"Content-Length: abc\r\n", 400, b"Bad Content-Length"),
+    (b"Content-Length: 10\r\nContent-Length: 20\r\n", 400, b"Bad Content-Length"),
+    (b"", 411, b"Missing Content-Length"),
+    (b"Transfer-Encoding: chunked\r\n", 411, b"Transfer-Encoding"),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400, b"Both Transfer-Encoding"),
+    (b"Content-Length: 999999999999\r\n", 413, b"exceeds the limit"),
+])
+def test_rest_body_limit_cannot_be_bypassed(server, headers, status, fragment):
+    """Issue 13 #3: `Content-Length: -1` used to make the server read a 200 MB body past the
+    64 MiB limit (and answer 200). Now a length that is not one non-negative decimal is
+    refused before any of the body is read, and the connection is closed."""
+    body = b'{"instances": [' + b" " * (8 << 20) + b"]}"  # 8 MB (the limit here: 4 MiB)
+    got, out, seconds = _raw_http(server.rest_port, PREDICT + headers + b"\r\n" + body)
+    assert got == status and fragment in out, out[:300]
+    assert b"Connection: close" in out and seconds < 5
+    got, out, _ = _raw_http(server.rest_port, b"GET /v1/models/intentrec HTTP/1.1\r\nHost: x\r\n"
+                                              b"Connection: close\r\n\r\n")
+    assert got == 200, out[:300]
+
+
+def test_slow_loris_is_cut_off_without_holding_a_worker(model_base):
+    """Issue 13 #3: a client trickling its request held a thread for 120 s per byte. Now the
+    whole request must arrive within --rest_api_timeout_in_ms, and while it trickles it
+    holds no worker: with one REST thread, other clients are served meanwhile."""
+    import socket
+    import urllib.request
+
+    srv = start_server(model_base, rest_api_timeout_in_ms=1500, rest_api_num_threads=1)
+    try:
+        loris = socket.create_connection(("127.0.0.1", srv.rest_port), timeout=10)
+        t0 = time.monotonic()
+        request = PREDICT + b"Content-Length: 20\r\n\r\n" + b"{" * 20
+        sent = 0
+        closed_after = None
+        while sent < len(request):
+            try:
+                loris.sendall(request[sent:sent + 1])
+            except OSError:
+                closed_after = time.monotonic() - t0
+                break
+            sent += 1
+            if sent == 5:  # mid-headers: another client is served by the only worker
+                t1 = time.monotonic()
+                with urllib.request.urlopen(f"http://127.0.0.1:{srv.rest_port}/v1/models/intentrec",
+                                            timeout=5) as r:
+                    assert r.status == 200
+                assert time.monotonic() - t1 < 1.0
+            time.sleep(0.1)
+            if loris.recv(4096, socket.MSG_DONTWAIT | socket.MSG_PEEK) if _readable(loris) else False:
+                closed_after = time.monotonic() - t0
+                break
+        assert closed_after is not None and closed_after < 3.0, "the trickling client was never cut off"
+        assert b" 408 " in loris.recv(4096)
+        loris.close()
+    finally:
+        srv.stop(grace=1.0)
+
+
+def _readable(sock) -> bool:
+    import select
+
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def test_idle_connections_hold_no_threads(server):
+    """Issue 13 #10: one REST thread per connection, without a cap (4,000 idle connections
+    made 4,027 threads). Idle keep-alive connections now cost a file descriptor only."""
+    import socket
+    import urllib.request
+
+    before = threading.active_count()
+    conns = [socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) for _ in range(300)]
+    try:
+        for c in conns[::30]:  # some of them have made a request and now idle on keep-alive
+            c.sendall(b"GET /v1/models/intentrec HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b" 200 " in c.recv(65536)
+        time.sleep(0.3)
+        assert threading.active_count() - before < 10, threading.active_count() - before
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/v1/models/intentrec",
+                                    timeout=5) as r:
+            assert r.status == 200
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_rest_api_num_threads_bounds_concurrent_model_calls(model_base, monkeypatch):
+    """Issue 13 #6/#10: --rest_api_num_threads is a real bound on REST concurrency."""
+    import base64
+    import json
+    import urllib.request
+
+    from serving.signature import Signature
+
+    active, peak, lock = [0], [0], threading.Lock()
+    run = Signature.run
+
+    def slow_run(self, inputs, output_names):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.15)
+            return run(self, inputs, output_names)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    srv = start_server(model_base, rest_api_num_threads=2, enable_model_warmup=False)
+    monkeypatch.setattr(Signature, "run", slow_run)
+    body = json.dumps({"instances": [{"b64": base64.b64encode(example_bytes(0)).decode()}]}).encode()
+    url = f"http://127.0.0.1:{srv.rest_port}/v1/models/intentrec:predict"
+    codes = []
+
+    def call():
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=30) as r:
+            codes.append(r.status)
+
+    try:
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert codes == [200] * 6 and peak[0] == 2, (codes, peak)
+    finally:
+        srv.stop(grace=1.0)
+
+
+def test_rest_timeout_stops_the_model_call(model_base, counted_examples):
+    """Issue 13 #2: --rest_api_timeout_in_ms (was rejected) bounds a REST request: the
+    answer is 504 at the deadline and the model stops within a chunk."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    srv = start_server(model_base, rest_api_timeout_in_ms=300)
+    try:
+        body = json.dumps({"instances": [{"b64": base64.b64encode(example_bytes(s % 7, 1000)).decode()}
+                                         for s in range(1000)]}).encode()
+        counted_examples.clear()
+        t0 = time.monotonic()
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{srv.rest_port}/v1/models/intentrec:predict", data=body), timeout=30)
+        assert info.value.code == 504, info.value.read()
+        assert time.monotonic() - t0 < 2.0
+        assert sum(counted_examples) <= 2 * 64
+    finally:
+        srv.stop(grace=1.0)
