@@ -219,6 +219,7 @@ class ModelManager:
             self._on_change(self)
 
     def _register(self, sv: ServableVersion) -> ServableVersion:
+        sv.manager = self
         with self._lock:
             self._versions[sv.version] = sv
         return sv

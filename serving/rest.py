@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from urllib.parse import unquote
 
 import grpc
@@ -126,8 +127,20 @@ class RestApi:
             row_format.append(row)
             return inputs, dtypes
 
-        result = self.core.predict_arrays(name, version, sig_name, build, label=label,
-                                          deadline=req.deadline, cancelled=req.disconnected)
+        predict = self.core.predict_arrays
+        if self.metrics is not None:
+            t0, status = time.perf_counter(), "OK"
+            try:
+                result = predict(name, version, sig_name, build, label=label, deadline=req.deadline,
+                                 cancelled=req.disconnected)
+            except ServingError as e:
+                status = e.code.name
+                raise
+            finally:
+                self.metrics.observe(name, status, time.perf_counter() - t0, "REST")
+        else:
+            result = predict(name, version, sig_name, build, label=label, deadline=req.deadline,
+                             cancelled=req.disconnected)
         return self._ok(format_predictions(result.outputs, row_format[0]))
 
 

@@ -33,6 +33,7 @@ class ServableVersion:
         self.signatures: dict = {}
         self.signature_def_map = None  # tensorflow_serving.apis SignatureDefMap
         self.metadata: dict | None = None  # assets.extra/intentrec_metadata.json
+        self.manager = None  # the ModelManager that hands it out (requests release through it)
         self.refs = 0
         self.retired = False
         self.drained = threading.Event()

@@ -30,9 +30,28 @@ def _unimplemented(what: str, context):
                   f"{what} is not implemented by this server; use Predict")
 
 
+def observed(fn, metrics, entrypoint: str):
+    """fn(request, *args) counted in metrics (serving.metrics) by model and status code."""
+    def run(request, *args):
+        t0 = time.perf_counter()
+        status = "OK"
+        try:
+            return fn(request, *args)
+        except ServingError as e:
+            status = e.code.name
+            raise
+        except Exception:
+            status = "INTERNAL"
+            raise
+        finally:
+            metrics.observe(request.model_spec.name, status, time.perf_counter() - t0, entrypoint)
+    return run
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, core: ServingCore):
         self.core = core
+        self._predict = core.predict if core.metrics is None else observed(core.predict, core.metrics, "GRPC")
 
     def Predict(self, request, context):
         # The client's deadline bounds the model's work too (TF Serving passes it to the
@@ -40,7 +59,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         remaining = context.time_remaining()
         deadline = (time.monotonic() + remaining
                     if remaining is not None and not math.isinf(remaining) else None)
-        return _call(self.core.predict, request, context, deadline, lambda: not context.is_active())
+        return _call(self._predict, request, context, deadline, lambda: not context.is_active())
 
     def GetModelMetadata(self, request, context):
         return _call(self.core.metadata, request, context)
@@ -63,4 +82,4 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return _call(self.core.status, request, context)
 
     def HandleReloadConfigRequest(self, request, context):
-        _unimplemented("HandleReloadConfigRequest (model config reload)", context)
+        return _call(self.core.reload_config, request, context)
