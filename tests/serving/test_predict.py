@@ -143,7 +143,7 @@ def test_client_recommend(server):
 
 
 def test_recommend_cli(server, tmp_path, capsys):
-    from serving.client import main
+    from serving.cli import main
 
     ids = ",".join(history(4, 8)["item_ids"])
     assert main(["--host", f"127.0.0.1:{server.grpc_port}", "--model", "intentrec", "--history", ids]) == 0
@@ -166,7 +166,7 @@ def test_recommend_cli(server, tmp_path, capsys):
 
 def test_recommend_update_cli(server, capsys):
     """`recommend update`: one served call answers the intents before and after a new event."""
-    from serving.client import main
+    from analysis.cli import main
 
     h = history(4, 8)
     ids = ",".join(h["item_ids"])
@@ -204,7 +204,7 @@ def test_history_parsing(tmp_path):
 
 
 def test_recommend_cli_process_starts_without_tensorflow(server):
-    """`python -m serving.client` (the `recommend` console script) in its own process: only
+    """`python -m serving.cli` (the `recommend` console script) in its own process: only
     the protos are imported, not TensorFlow, so it starts in about a second."""
     import os
     import subprocess
@@ -214,7 +214,7 @@ def test_recommend_cli_process_starts_without_tensorflow(server):
 
     ids = ",".join(history(6, 5)["item_ids"])
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from serving.client import main; rc = main(); "
+        [sys.executable, "-c", "import sys; from analysis.cli import main; rc = main(); "
          "assert 'tensorflow.python' not in sys.modules; sys.exit(rc)",
          "--host", f"127.0.0.1:{server.grpc_port}", "--history", ids],
         cwd=REPO, capture_output=True, text=True, timeout=120, env=dict(os.environ))
