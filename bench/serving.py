@@ -70,7 +70,11 @@ def prepare_model(args, workdir: str) -> tuple[str, str]:
         if version is None:
             raise SystemExit(f"{d}: no numeric version directories")
         return d, os.path.join(d, str(version))
-    from serving.fixture import build_fixture_model
+    try:  # test scaffolding: present in a checkout, not in an installed package
+        from tests.fixtures.serving_model import build_fixture_model
+    except ImportError:
+        raise SystemExit("the fixture model lives in tests/fixtures/serving_model.py: run from a "
+                         "checkout, or pass --model_dir") from None
 
     version_dir = os.path.join(workdir, "model", "1")
     t = time.perf_counter()

@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="session")
 def fixture_model(tmp_path_factory) -> str:
     """A pristine version directory of the fixture model (copy it, never serve it in place)."""
-    from serving.fixture import build_fixture_model
+    from tests.fixtures.serving_model import build_fixture_model
 
     path = str(tmp_path_factory.mktemp("fixture") / "model")
     build_fixture_model(path, num_items=NUM_ITEMS, history_length=HISTORY, k=K)
@@ -88,7 +88,7 @@ def model_stub(channel):
 
 
 def history(seed: int = 0, length: int = 30):
-    from serving.fixture import random_history
+    from tests.fixtures.serving_model import random_history
 
     return random_history(NUM_ITEMS, length, seed=seed)
 
