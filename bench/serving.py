@@ -3,6 +3,7 @@
     python -m bench.serving                          # fixture model: n=200, 3,706 items
     python -m bench.serving --model_dir serving_root/intentrec   # the pushed model
     python -m bench.serving --quick                  # CI smoke run (few requests)
+    python -m bench.serving --soak [SECONDS]         # failed requests and RSS under swaps
 
 One run measures, on the same machine and model:
 
@@ -261,6 +262,11 @@ def main(argv=None) -> int:
                    help="also run the concurrency > 1 gRPC loads against a server with --enable_batching")
     p.add_argument("--server_arg", action="append", default=[], help="extra server flag (repeatable)")
     p.add_argument("--quick", action="store_true", help="few requests (CI smoke run)")
+    p.add_argument("--soak", type=float, nargs="?", const=600.0, default=None, metavar="SECONDS",
+                   help="instead: a soak under steady load with hot swaps (bench/serving_soak.py)")
+    p.add_argument("--soak_clients", type=int, default=4)
+    p.add_argument("--soak_swap_every", type=float, default=30.0)
+    p.add_argument("--soak_sample_every", type=float, default=10.0)
     p.add_argument("--out", default="results/serving_bench.json")
     args = p.parse_args(argv)
     if args.quick:
@@ -276,6 +282,10 @@ def main(argv=None) -> int:
     try:
         base, version_dir = prepare_model(args, workdir)
         examples = make_examples(version_dir, 64, args.history)
+        if args.soak:
+            from bench.serving_soak import soak
+
+            return soak(args, Server, GrpcClient, RestClient, version_dir, examples, workdir)
         server = Server(base, args.server_arg)
         loaded = tf.saved_model.load(version_dir)
         fn = loaded.signatures["serving_default"]

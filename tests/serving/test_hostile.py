@@ -247,3 +247,139 @@ def test_rest_timeout_stops_the_model_call(model_base, counted_examples):
         assert sum(counted_examples) <= 2 * 64
     finally:
         srv.stop(grace=1.0)
+
+
+def test_version_swaps_under_load_never_fail_a_request(model_base, fixture_model):
+    """Hot swaps while gRPC and REST clients hammer the server, with every kind of bad
+    directory a deployment produces pushed in between: an over-int64 name and other
+    non-versions (ignored), a corrupt and a truncated version (END, never served), a
+    half-copied one (START until it is complete, then served). No request may fail."""
+    import base64
+    import json
+    import os
+    import shutil
+    import urllib.request
+
+    from tests.serving.conftest import push_version
+
+    srv = start_server(model_base, file_system_poll_wait_seconds=0.05, rest_api_num_threads=4)
+    stop = threading.Event()
+    seen, errors, lock = [], [], threading.Lock()
+    ch = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+    body = json.dumps({"instances": [{"b64": base64.b64encode(example_bytes(3)).decode()}]}).encode()
+    url = f"http://127.0.0.1:{srv.rest_port}/v1/models/intentrec:predict"
+
+    def grpc_client(i):
+        req = predict_request([example_bytes(i, 20)])
+        while not stop.is_set():
+            try:
+                v = stub.Predict(req, timeout=30).model_spec.version.value
+                with lock:
+                    seen.append(v)
+            except grpc.RpcError as e:
+                errors.append(("grpc", e.code(), e.details()))
+
+    def rest_client():
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=30) as r:
+                    json.loads(r.read())
+                with lock:
+                    seen.append(-1)
+            except Exception as e:  # noqa: BLE001 - every failure is counted
+                errors.append(("rest", type(e).__name__, str(e)[:200]))
+
+    def wait(cond, what, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    def state(v):
+        return srv.core.manager.state_of(v)
+
+    threads = [threading.Thread(target=grpc_client, args=(i,)) for i in range(3)]
+    threads.append(threading.Thread(target=rest_client))
+    for t in threads:
+        t.start()
+    try:
+        push_version(model_base, 2, fixture_model)
+        wait(lambda: srv.core.manager.serving_versions() == [2], "v2")
+        for name in ("99999999999999999999", "7.tmp", "٣"):
+            shutil.copytree(fixture_model, os.path.join(model_base, name))
+        os.makedirs(os.path.join(model_base, ".tmp3"))
+        with open(os.path.join(model_base, ".tmp3", "saved_model.pb"), "wb") as f:
+            f.write(b"\x08\x01garbage\xff" * 50)
+        os.rename(os.path.join(model_base, ".tmp3"), os.path.join(model_base, "3"))
+        wait(lambda: state(3) == "END", "v3 refused")
+        shutil.copytree(fixture_model, os.path.join(model_base, "4"), ignore=shutil.ignore_patterns("variables*"))
+        wait(lambda: state(4) == "END", "v4 refused")
+        os.makedirs(os.path.join(model_base, "5"))
+        shutil.copytree(os.path.join(fixture_model, "variables"), os.path.join(model_base, "5", "variables"))
+        wait(lambda: state(5) == "START", "v5 seen half-copied")
+        time.sleep(0.3)
+        assert srv.core.manager.serving_versions() == [2]
+        for entry in os.listdir(fixture_model):
+            if entry != "variables":
+                src, dst = os.path.join(fixture_model, entry), os.path.join(model_base, "5", entry)
+                (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
+        wait(lambda: srv.core.manager.serving_versions() == [5], "v5")
+        n = len(seen)
+        wait(lambda: len(seen) > n + 50, "requests on v5")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        ch.close()
+        srv.stop(grace=1.0)
+    assert not errors, f"{len(errors)} failed requests of {len(seen) + len(errors)}: {errors[:3]}"
+    assert {2, 5} <= set(seen) and -1 in seen
+    assert srv.core.manager.statuses(3)[0].error and srv.core.manager.statuses(4)[0].error
+
+
+def test_fuzzed_requests_never_get_a_server_error(server, stub):
+    """A corpus of random mutations of valid REST bodies and gRPC requests: every answer is
+    OK or a client error (never 5xx/INTERNAL), and the server serves normally afterwards."""
+    import base64
+    import json
+    import random
+    import urllib.error
+    import urllib.request
+
+    rng = random.Random(13)
+    good = json.dumps({"signature_name": "predict_raw", "instances": [
+        {"item_id": ["1", "2", "3"], "timestamp": [1, 2, 3], "action_type": ["play", "rate", "play"]}]}).encode()
+    url = f"http://127.0.0.1:{server.rest_port}/v1/models/intentrec:predict"
+    statuses = []
+    for _ in range(80):
+        b = bytearray(good)
+        for _ in range(rng.randint(1, 6)):
+            op = rng.random()
+            i = rng.randrange(len(b))
+            if op < 0.4:
+                b[i] = rng.choice(b'[]{}",:0123456789-.eEnulltrfas \\\x00\xff')
+            elif op < 0.7:
+                del b[i:i + rng.randint(1, 8)]
+            else:
+                b[i:i] = rng.choice([b"[", b"{", b'"', b"null", b"1e999", b"-1", b'{"b64": "!"}', b"[[[["])
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, data=bytes(b)), timeout=30) as r:
+                statuses.append(r.status)
+        except urllib.error.HTTPError as e:
+            doc = json.loads(e.read())
+            assert "error" in doc
+            statuses.append(e.code)
+    assert set(statuses) <= {200, 400, 404}, sorted(set(statuses))
+    assert 400 in statuses
+
+    ok = base64.b64encode(example_bytes(0)).decode()
+    for path, status in (("/v1/models/intentrec%00:predict", 404), ("/v1/models/%ZZ:predict", 404),
+                         ("/v1//models:predict", 400), ("/v1/models/intentrec/versions/-1:predict", 400)):
+        req = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}{path}",
+                                     data=json.dumps({"instances": [{"b64": ok}]}).encode())
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req, timeout=30)
+        assert info.value.code == status, (path, info.value.read())
+    resp = stub.Predict(predict_request([example_bytes(0)]), timeout=30)
+    assert resp.model_spec.version.value == 1
