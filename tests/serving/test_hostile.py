@@ -46,7 +46,8 @@ def test_abandoned_requests_stop_using_the_model(model_base, counted_examples):
         stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
         small = predict_request([example_bytes(0)])
         stub.Predict(small, timeout=30)
-        big = predict_request([example_bytes(s % 7, 1000) for s in range(1000)])
+        histories = [example_bytes(s, 1000) for s in range(7)]
+        big = predict_request([histories[s % 7] for s in range(1000)])
         counted_examples.clear()
         futures = [stub.Predict.future(big, timeout=0.2) for _ in range(4)]
         for f in futures:
@@ -235,8 +236,8 @@ def test_rest_timeout_stops_the_model_call(model_base, counted_examples):
 
     srv = start_server(model_base, rest_api_timeout_in_ms=300)
     try:
-        body = json.dumps({"instances": [{"b64": base64.b64encode(example_bytes(s % 7, 1000)).decode()}
-                                         for s in range(1000)]}).encode()
+        histories = [base64.b64encode(example_bytes(s, 1000)).decode() for s in range(7)]
+        body = json.dumps({"instances": [{"b64": histories[s % 7]} for s in range(1000)]}).encode()
         counted_examples.clear()
         t0 = time.monotonic()
         with pytest.raises(urllib.error.HTTPError) as info:
