@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 
+import grpc
 import numpy as np
 
 from serving import tensor_codec
@@ -127,7 +128,7 @@ def json_to_array(value, spec) -> np.ndarray:
         return arr.astype(np_dtype).reshape(shape)
     np_dtype = tensor_codec.numpy_dtype(dtype)
     if np_dtype.kind not in "iu":
-        raise ServingError(tensor_codec.grpc.StatusCode.UNIMPLEMENTED,
+        raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
                            f"Conversion of JSON values to type: {tensor_codec.dtype_name(dtype)}")
     info = np.iinfo(np_dtype)
     for v in leaves:
