@@ -12,6 +12,13 @@ statistics, naming rule), `quality` (ARI / NMI / silhouette / stability), `plots
 `report` (HTML), `export` (Parquet / TFRecord), `realtime` (history + event → update).
 """
 
-from analysis.sources import IntentModel, load_intent_model
-
 __all__ = ["IntentModel", "load_intent_model"]
+
+
+def __getattr__(name):
+    # Lazy: `recommend` (analysis.cli) must not pay for pandas unless it runs `update`.
+    if name in __all__:
+        from analysis import sources
+
+        return getattr(sources, name)
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")

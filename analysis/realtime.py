@@ -229,7 +229,7 @@ def history_rows(history) -> list[dict]:
 
 
 def to_client_history(rows: Sequence[dict]):
-    from serving.client import History
+    from serving.history import History
 
     rows = list(rows)
     items = [str(r[ITEM]) for r in rows]
@@ -344,7 +344,7 @@ def main(argv=None) -> int:
 
         dataset = datasets.resolve(args.dataset, **parse_data_args(args.data_arg))
     if args.history:
-        from serving.client import load_history
+        from serving.history import load_history
 
         history = history_rows(load_history(args.history, args.user))
     elif args.user and dataset is not None:

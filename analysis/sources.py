@@ -341,6 +341,7 @@ def find_saved_model(path) -> Optional[str]:
     """The version dir to load from a version dir, `<root>/<name>` or `<root>` (one
     model): the highest numeric version holding a saved_model.pb. None if not one."""
     from serving import contract
+    from serving.versions import latest_version
 
     path = str(path)
     if not os.path.isdir(path):
@@ -349,12 +350,9 @@ def find_saved_model(path) -> Optional[str]:
         return path
 
     def versions(d):
-        out = []
-        for name in os.listdir(d):
-            full = os.path.join(d, name)
-            if name.isdigit() and os.path.exists(os.path.join(full, contract.SAVED_MODEL_PB)):
-                out.append((int(name), full))
-        return sorted(out)
+        # The highest version holding a saved_model.pb, by TF Serving's rule (int64 names).
+        v = latest_version(d, complete=True)
+        return [(v, os.path.join(d, str(v)))] if v is not None else []
 
     found = versions(path)
     if found:

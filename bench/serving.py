@@ -3,6 +3,7 @@
     python -m bench.serving                          # fixture model: n=200, 3,706 items
     python -m bench.serving --model_dir serving_root/intentrec   # the pushed model
     python -m bench.serving --quick                  # CI smoke run (few requests)
+    python -m bench.serving --soak [SECONDS]         # failed requests and RSS under swaps
 
 One run measures, on the same machine and model:
 
@@ -64,11 +65,17 @@ def prepare_model(args, workdir: str) -> tuple[str, str]:
             os.makedirs(base)
             os.symlink(d, os.path.join(base, "1"))
             return base, d
-        versions = sorted(int(v) for v in os.listdir(d) if v.isdigit())
-        if not versions:
+        from serving.versions import latest_version
+
+        version = latest_version(d)
+        if version is None:
             raise SystemExit(f"{d}: no numeric version directories")
-        return d, os.path.join(d, str(versions[-1]))
-    from serving.fixture import build_fixture_model
+        return d, os.path.join(d, str(version))
+    try:  # test scaffolding: present in a checkout, not in an installed package
+        from tests.fixtures.serving_model import build_fixture_model
+    except ImportError:
+        raise SystemExit("the fixture model lives in tests/fixtures/serving_model.py: run from a "
+                         "checkout, or pass --model_dir") from None
 
     version_dir = os.path.join(workdir, "model", "1")
     t = time.perf_counter()
@@ -255,6 +262,11 @@ def main(argv=None) -> int:
                    help="also run the concurrency > 1 gRPC loads against a server with --enable_batching")
     p.add_argument("--server_arg", action="append", default=[], help="extra server flag (repeatable)")
     p.add_argument("--quick", action="store_true", help="few requests (CI smoke run)")
+    p.add_argument("--soak", type=float, nargs="?", const=600.0, default=None, metavar="SECONDS",
+                   help="instead: a soak under steady load with hot swaps (bench/serving_soak.py)")
+    p.add_argument("--soak_clients", type=int, default=4)
+    p.add_argument("--soak_swap_every", type=float, default=30.0)
+    p.add_argument("--soak_sample_every", type=float, default=10.0)
     p.add_argument("--out", default="results/serving_bench.json")
     args = p.parse_args(argv)
     if args.quick:
@@ -270,6 +282,10 @@ def main(argv=None) -> int:
     try:
         base, version_dir = prepare_model(args, workdir)
         examples = make_examples(version_dir, 64, args.history)
+        if args.soak:
+            from bench.serving_soak import soak
+
+            return soak(args, Server, GrpcClient, RestClient, version_dir, examples, workdir)
         server = Server(base, args.server_arg)
         loaded = tf.saved_model.load(version_dir)
         fn = loaded.signatures["serving_default"]

@@ -246,11 +246,11 @@ def format_summary(summary: dict) -> str:
 
 
 def latest_version_dir(serving_root: str, model_name: str) -> Optional[str]:
+    from serving.versions import latest_version  # TF Serving's rule: int64 names only
+
     base = os.path.join(serving_root, model_name)
-    if not os.path.isdir(base):
-        return None
-    versions = sorted((int(v) for v in os.listdir(base) if v.isdigit()), reverse=True)
-    return os.path.join(base, str(versions[0])) if versions else None
+    version = latest_version(base)
+    return os.path.join(base, str(version)) if version is not None else None
 
 
 def demo_recommendation(version_dir: str, history: Optional[list] = None) -> str:

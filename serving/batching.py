@@ -29,12 +29,13 @@ log = logging.getLogger(__name__)
 
 
 class _Task:
-    __slots__ = ("inputs", "size", "runner", "t", "done", "result", "error")
+    __slots__ = ("inputs", "size", "runner", "deadline", "t", "done", "result", "error")
 
-    def __init__(self, inputs, size, runner):
+    def __init__(self, inputs, size, runner, deadline=None):
         self.inputs = inputs
         self.size = size
         self.runner = runner
+        self.deadline = deadline
         self.t = time.monotonic()
         self.done = threading.Event()
         self.result = None
@@ -70,9 +71,10 @@ class Batcher:
             t.start()
 
     def run(self, key: Hashable, inputs: Mapping[str, np.ndarray], size: int,
-            runner: Callable[[Mapping[str, np.ndarray]], dict]) -> dict:
-        """Queues the request, waits for its batch; returns its outputs (or raises)."""
-        task = _Task(inputs, size, runner)
+            runner: Callable[[Mapping[str, np.ndarray]], dict], deadline: float | None = None) -> dict:
+        """Queues the request, waits for its batch; returns its outputs (or raises).
+        A task whose ``deadline`` (time.monotonic()) passed while queued is not run."""
+        task = _Task(inputs, size, runner, deadline)
         with self._cv:
             if self._closed:
                 raise ServingError(grpc.StatusCode.UNAVAILABLE, "Server is shutting down")
@@ -142,6 +144,16 @@ class Batcher:
             self._execute(tasks)
 
     def _execute(self, tasks):
+        now = time.monotonic()
+        expired = [t for t in tasks if t.deadline is not None and t.deadline <= now]
+        for t in expired:
+            t.error = ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                   "Deadline exceeded while waiting in the batch queue")
+            t.done.set()
+        if expired:
+            tasks = [t for t in tasks if t not in expired]
+            if not tasks:
+                return
         self.batches_run += 1
         self.tasks_run += len(tasks)
         if len(tasks) == 1:

@@ -1,15 +1,11 @@
-"""IntentRec client: TF Serving's PredictionService over gRPC, and the `recommend` CLI.
+"""IntentRec client: TF Serving's PredictionService over gRPC.
 
 Works unchanged against real TF Serving (``tensorflow/serving``) and against our server
 (`serving.server`): it only uses Predict and GetModelMetadata(signature_def), plus two
 optional sources of item titles and intent labels — the ``intentrec_metadata`` signature
 (any server) and our server's ``intentrec_metadata`` metadata field — falling back to a
-local titles/metadata file or to bare ids.
-
-    recommend --host localhost:8500 --model intentrec --history 1193,661,914,3408
-    recommend --host localhost:8500 --model intentrec --history user42.csv --titles movies.dat
-
-Python::
+local titles/metadata file or to bare ids. The ``recommend`` command line is
+`serving.cli` (and ``recommend update`` is `analysis.cli`).
 
     from serving.client import IntentRecClient
     with IntentRecClient("localhost", 8500, "intentrec") as client:
@@ -19,149 +15,21 @@ Python::
 
 from __future__ import annotations
 
-import argparse
-import csv
 import dataclasses
 import json
-import os
-import sys
 from typing import Mapping, Sequence
 
 import grpc
 import numpy as np
 
 from serving import contract
+from serving.history import History, load_history, load_titles  # noqa: F401 - part of the client API
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
 
-# --- history -----------------------------------------------------------------------------------
-@dataclasses.dataclass
-class History:
-    """One user's interactions, oldest first."""
-
-    item_ids: list[str]
-    timestamps: list[int] | None = None
-    metadata: dict[str, list] = dataclasses.field(default_factory=dict)
-
-    def __len__(self):
-        return len(self.item_ids)
-
-
-_ITEM_KEYS = ("item_id", "item", "movie_id", "movieId", "itemId")
-_TIME_KEYS = ("timestamp", "time", "ts")
-_USER_KEYS = ("user_id", "user", "userId")
-_SKIP_KEYS = (*_USER_KEYS, "weight", "rating_weight")
-
-
-def _pick(row: Mapping, keys) -> str | None:
-    for k in keys:
-        if k in row:
-            return k
-    return None
-
-
-def _num(v):
-    if isinstance(v, (int, float)) or v is None:
-        return v
-    s = str(v).strip()
-    if s == "":
-        return None
-    try:
-        f = float(s)
-    except ValueError:
-        return s
-    return int(f) if f.is_integer() and "." not in s and "e" not in s.lower() else f
-
-
-def history_from_rows(rows: Sequence[Mapping], user: str | None = None) -> History:
-    """Interactions (dicts with item_id[, timestamp, user_id, metadata...]) -> History."""
-    rows = list(rows)
-    if not rows:
-        raise ValueError("empty history")
-    user_key = _pick(rows[0], _USER_KEYS)
-    if user_key:
-        users = list(dict.fromkeys(str(r.get(user_key)) for r in rows))
-        if user is not None:
-            rows = [r for r in rows if str(r.get(user_key)) == str(user)]
-            if not rows:
-                raise ValueError(f"user {user!r} not in the history file")
-        elif len(users) > 1:
-            raise ValueError(f"the history file holds {len(users)} users ({', '.join(users[:5])}"
-                             f"{', ...' if len(users) > 5 else ''}); pick one with --user")
-    item_key = _pick(rows[0], _ITEM_KEYS)
-    if item_key is None:
-        raise ValueError(f"no item id column (one of {_ITEM_KEYS}) in {sorted(rows[0])}")
-    time_key = _pick(rows[0], _TIME_KEYS)
-    if time_key:
-        order = sorted(range(len(rows)), key=lambda i: (_num(rows[i].get(time_key)) or 0, i))
-        rows = [rows[i] for i in order]
-    meta_keys = [k for k in rows[0] if k not in (item_key, time_key, *_SKIP_KEYS)]
-    items = [str(r[item_key]) for r in rows]
-    timestamps = [int(_num(r.get(time_key)) or 0) for r in rows] if time_key else None
-    metadata = {}
-    for k in meta_keys:
-        vals = [r.get(k) for r in rows]
-        if all(v is None or isinstance(v, str) for v in vals):  # CSV text: numbers if all are
-            conv = [_num(v) for v in vals]
-            if any(v is not None for v in conv) and all(
-                    v is None or isinstance(v, (int, float)) for v in conv):
-                vals = conv
-        metadata[k] = vals
-    return History(items, timestamps, metadata)
-
-
-def load_history(source: str, user: str | None = None) -> History:
-    """A history from a CSV / JSON-lines / JSON file, or from comma-separated item ids."""
-    if os.path.isfile(source):
-        with open(source, encoding="utf-8") as f:
-            text = f.read()
-        stripped = text.lstrip()
-        if source.endswith((".jsonl", ".json", ".ndjson")) or stripped.startswith(("{", "[")):
-            if stripped.startswith("[") or (stripped.startswith("{") and "\n{" not in stripped.strip()):
-                doc = json.loads(text)
-                if isinstance(doc, dict) and ("item_ids" in doc or "items" in doc):
-                    return History([str(i) for i in doc.get("item_ids", doc.get("items"))],
-                                   doc.get("timestamps"), dict(doc.get("metadata") or {}))
-                rows = doc if isinstance(doc, list) else [doc]
-            else:
-                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-            return history_from_rows(rows, user)
-        dialect = "excel-tab" if source.endswith(".tsv") else "excel"
-        rows = list(csv.DictReader(text.splitlines(), dialect=dialect))
-        if rows and _pick(rows[0], _ITEM_KEYS) is None:  # headerless: one id per line/field
-            ids = [x.strip() for line in text.splitlines() for x in line.split(",") if x.strip()]
-            return History(ids)
-        return history_from_rows(rows, user)
-    ids = [x.strip() for x in source.split(",") if x.strip()]
-    if not ids:
-        raise ValueError(f"{source!r} is neither a file nor a comma-separated list of item ids")
-    return History(ids)
-
-
-def load_titles(path: str) -> dict[str, str]:
-    """Item titles from a JSON dict / metadata file, a CSV/TSV (item_id,title) or MovieLens
-    movies.dat (``id::title::genres``)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        text = f.read()
-    if path.endswith(".json") or text.lstrip().startswith("{"):
-        doc = json.loads(text)
-        return {str(k): str(v) for k, v in doc.get(contract.META_ITEM_TITLES, doc).items()}
-    if "::" in text.split("\n", 1)[0]:
-        out = {}
-        for line in text.splitlines():
-            parts = line.split("::")
-            if len(parts) >= 2:
-                out[parts[0].strip()] = parts[1].strip()
-        return out
-    rows = list(csv.reader(text.splitlines(), dialect="excel-tab" if path.endswith(".tsv") else "excel"))
-    if rows and rows[0] and rows[0][0].strip().lower() in _ITEM_KEYS:
-        rows = rows[1:]
-    return {r[0].strip(): r[1].strip() for r in rows if len(r) >= 2}
-
-
-# --- results -----------------------------------------------------------------------------------
+# --- results ----------------------------------------------------------------------------------
 @dataclasses.dataclass
 class RecommendedItem:
     item_id: str
@@ -177,8 +45,18 @@ class IntentPrediction:
     weight: float | None  # alpha of this head
 
     def top(self, n: int = 3) -> list[tuple[str, float]]:
-        order = np.argsort(-np.asarray(self.probabilities), kind="stable")[:n]
-        return [(self.labels[i], float(self.probabilities[i])) for i in order]
+        """The n most probable labels; the reserved padding/OOV slots are not intents."""
+        probs = np.asarray(self.probabilities)
+        order = [i for i in np.argsort(-probs, kind="stable") if i >= self.reserved]
+        return [(self.labels[i], float(probs[i])) for i in order[:n]]
+
+    @property
+    def reserved(self) -> int:
+        return contract.NUM_RESERVED_LABELS if len(self.probabilities) > contract.NUM_RESERVED_LABELS else 0
+
+    def named(self) -> dict[str, float]:
+        """label -> probability, without the reserved slots."""
+        return dict(zip(self.labels[self.reserved:], self.probabilities[self.reserved:]))
 
 
 @dataclasses.dataclass
@@ -199,8 +77,7 @@ class Recommendation:
             "model": {"name": self.model_name, "version": self.model_version,
                       "signature_name": self.signature_name},
             "items": [dataclasses.asdict(i) for i in self.items],
-            "intents": {h: {"weight": p.weight, "probabilities": dict(zip(p.labels, p.probabilities))}
-                        for h, p in self.intents.items()},
+            "intents": {h: {"weight": p.weight, "probabilities": p.named()} for h, p in self.intents.items()},
             "primary_intent": {"head": self.primary_intent, "weight": self.primary_weight},
             "intent_attention": self.attention,
             "intent_embedding": self.intent_embedding,
@@ -236,13 +113,26 @@ class Recommendation:
 
 # --- client ------------------------------------------------------------------------------------
 def split_host(host: str, port: int | None) -> tuple[str, int]:
+    """(host, port) of the gRPC endpoint from ``host[:port]`` and an optional port.
+
+    ValueError for a URL (the gRPC client takes no scheme; http://...:8501 is the REST API)
+    and when the two ports disagree."""
+    if "://" in host:
+        raise ValueError(f"--host takes host[:port] of the gRPC endpoint (e.g. localhost:8500), not a URL: "
+                         f"{host!r}")
+    h, own = host, None
     if host.startswith("[") and "]:" in host:  # [::1]:8500
         h, p = host[1:].split("]:", 1)
-        return h, int(p)
-    if host.count(":") == 1:
-        h, p = host.split(":")
-        return h, int(p)
-    return host, int(port or 8500)
+        own = p
+    elif host.count(":") == 1:
+        h, own = host.split(":")
+    if own is not None:
+        if not own.isdigit():
+            raise ValueError(f"--host {host!r}: port {own!r} is not a number")
+        if port is not None and int(port) != int(own):
+            raise ValueError(f"--host {host!r} has port {own} but --port is {port}: give the port once")
+        return h, int(own)
+    return host.strip("[]"), int(port or 8500)
 
 
 class IntentRecClient:
@@ -339,6 +229,12 @@ class IntentRecClient:
             meta = {}  # real TF Serving without the signature: INVALID_ARGUMENT
         self._metadata = meta
         return meta
+
+    def unknown_items(self, item_ids: Sequence[str]) -> list[str]:
+        """The ids the model does not know (the served model maps them to OOV), judged by
+        its catalogue (metadata item_titles); [] when the model publishes none."""
+        catalogue = self.metadata().get(contract.META_ITEM_TITLES) or {}
+        return list(dict.fromkeys(i for i in item_ids if i not in catalogue)) if catalogue else []
 
     def status(self) -> list[dict]:
         from tensorflow_serving.apis import get_model_status_pb2
@@ -467,100 +363,9 @@ def _text(v) -> str:
     return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
 
 
-# --- CLI ---------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="recommend", description="Top-k recommendations and predicted intents for one user "
-        "history from an IntentRec model behind TF Serving or serving.server.")
-    p.add_argument("--host", default="localhost:8500", help="host[:port] of the gRPC endpoint")
-    p.add_argument("--port", type=int, default=None, help="port, when --host has none (default 8500)")
-    p.add_argument("--model", "--model_name", dest="model", default=contract.DEFAULT_MODEL_NAME)
-    p.add_argument("--version", type=int, default=None, help="model version (default: latest)")
-    p.add_argument("--signature", default=contract.SERVING_SIGNATURE,
-                   help=f"{contract.SERVING_SIGNATURE} (tf.Example) or {contract.RAW_SIGNATURE} (raw tensors)")
-    p.add_argument("--history", required=True,
-                   help="comma-separated item ids (oldest first), or a CSV / JSON-lines file of "
-                        "interactions (item_id[, timestamp, user_id, metadata columns])")
-    p.add_argument("--user", default=None, help="user id to pick from a multi-user history file")
-    p.add_argument("--titles", default=None, help="item titles: JSON, CSV (item_id,title) or movies.dat")
-    p.add_argument("--metadata", default=None, help=f"a {contract.METADATA_FILE} to use instead of the server's")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--event", default=None,
-                   help="real-time update (also `recommend update ...`): a new interaction, key=value,... "
-                        "or JSON (e.g. item_id=1193,action_type=continue); prints the intents, α and "
-                        "recommendations before and after it, from one model call")
-    return p
+if __name__ == "__main__":  # `python -m serving.client` is the recommend CLI, as before
+    import sys
 
+    from serving.cli import main
 
-def _light_tensorflow_protos() -> None:
-    """Lets the CLI import the TF Serving / TF protos without initialising TensorFlow.
-
-    ``tensorflow_serving.apis`` imports ``tensorflow.core.framework.*_pb2``, which runs
-    ``tensorflow/__init__.py`` (10-20 s here). The client only needs the generated protos,
-    so for a process that has not imported TensorFlow yet, ``tensorflow`` is registered as
-    a bare package over its directory: the ``*_pb2`` modules load, TF itself does not (the
-    process cannot use TF afterwards — only the CLI does this). INTENTREC_CLIENT_FULL_TF=1
-    disables it.
-    """
-    if "tensorflow" in sys.modules or os.environ.get("INTENTREC_CLIENT_FULL_TF") == "1":
-        return
-    import importlib.util
-    import types
-
-    spec = importlib.util.find_spec("tensorflow")
-    if spec is None or not spec.submodule_search_locations:
-        return
-    pkg = types.ModuleType("tensorflow")
-    pkg.__path__ = list(spec.submodule_search_locations)
-    pkg.__spec__ = spec
-    pkg.__file__ = spec.origin
-    sys.modules["tensorflow"] = pkg
-
-
-def main(argv=None) -> int:
-    raw = list(sys.argv[1:] if argv is None else argv)
-    update = bool(raw) and raw[0] == "update"
-    args = build_parser().parse_args(raw[1:] if update else raw)
-    if update and not args.event:
-        print("error: `recommend update` needs --event", file=sys.stderr)
-        return 2
-    if argv is None:  # the `recommend` / `python -m serving.client` process
-        _light_tensorflow_protos()
-    try:
-        history = load_history(args.history, args.user)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
-        with IntentRecClient(args.host, args.port, args.model, args.signature, version=args.version,
-                             timeout=args.timeout, metadata=args.metadata, titles=args.titles) as client:
-            if args.event:
-                return _print_update(client, history, args)
-            rec = client.recommend(history)
-    except grpc.RpcError as e:
-        print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(rec.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        print(f"History: {len(history)} interactions (latest: {', '.join(history.item_ids[-5:])})")
-        print(rec.format())
-    return 0
-
-
-def _print_update(client, history, args) -> int:
-    """`recommend update`: the served model on [history, history + event] (paper §4.5:
-    intents follow a new event without retraining)."""
-    from analysis.realtime import ServedBackend, history_rows, parse_event, update_intents
-
-    upd = update_intents(ServedBackend(client), history_rows(history), parse_event(args.event))
-    print(json.dumps(upd.to_dict(), indent=2, default=str, ensure_ascii=False) if args.json else upd.format())
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -108,6 +108,9 @@ META_K = "k"
 META_HISTORY_LENGTH = "history_length"
 META_EXAMPLE_FEATURES = "example_features"  # feature -> "bytes" | "int64" | "float"
 FORMAT_VERSION = 1
+# intent_labels[h][0] and [1] are the vocabularies' padding and OOV slots ("<pad>", "<oov>"):
+# never a predicted intent.
+NUM_RESERVED_LABELS = 2
 
 _HEAD_RE = re.compile(r"^[A-Za-z0-9_]+$")
 

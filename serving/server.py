@@ -1,30 +1,37 @@
-"""IntentRec model server: TF Serving's gRPC (and REST) API over a TF Serving model directory.
+"""IntentRec model server: TF Serving's gRPC (and REST) API over TF Serving model directories.
 
     python -m serving.server --model_name=intentrec --model_base_path=serving_root/intentrec
+    python -m serving.server --model_config_file=models.config --allow_version_labels_for_unavailable_models
 
-serves ``<model_base_path>/<version>/`` (exactly what ``tensorflow/serving`` loads) with
-``tensorflow.serving.PredictionService`` (Predict, GetModelMetadata; Classify, Regress and
-MultiInference answer UNIMPLEMENTED), ``tensorflow.serving.ModelService.GetModelStatus``,
-the gRPC health protocol (grpc.health.v1) and TF Serving's REST API. Flags keep TF
-Serving's names and defaults where they exist (docs/serving.md lists them).
+serves ``<base_path>/<version>/`` (exactly what ``tensorflow/serving`` loads) of one model,
+or of every model of a ModelServerConfig file, with ``tensorflow.serving.PredictionService``
+(Predict, GetModelMetadata; Classify, Regress and MultiInference answer UNIMPLEMENTED),
+``tensorflow.serving.ModelService`` (GetModelStatus, HandleReloadConfigRequest), the gRPC
+health protocol (grpc.health.v1) and TF Serving's REST API. It takes every flag of
+``tensorflow_model_server`` (serving/flags.py; docs/serving.md has the table).
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 import time
 from concurrent import futures
 
-log = logging.getLogger("serving.server")
+from serving.flags import (  # noqa: F401 - re-exported: tests and tools import them from here
+    DEFAULT_MAX_MESSAGE_SIZE,
+    ServerConfig,
+    build_parser,
+    config_from_args,
+    ignored_reason,
+    parse_batching_parameters,
+    parse_channel_arguments,
+)
 
-DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+log = logging.getLogger("serving.server")
 
 
 def _cores() -> int:
@@ -34,63 +41,6 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-@dataclasses.dataclass
-class ServerConfig:
-    model_base_path: str
-    model_name: str = "intentrec"
-    host: str = "127.0.0.1"
-    port: int = 8500
-    rest_api_port: int = 8501
-    model_version_policy: str = "latest"
-    file_system_poll_wait_seconds: float = 1.0
-    grpc_max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    grpc_channel_arguments: str = ""
-    grpc_max_threads: int = 0  # 0: 4 x cores, TF Serving's default
-    enable_batching: bool = False
-    batching_parameters_file: str = ""
-    max_batch_size: int = 1000
-    batch_timeout_micros: int = 0
-    num_batch_threads: int = 0  # 0: cores
-    max_enqueued_batches: int = 10
-    enable_model_warmup: bool = True
-    num_request_iterations_for_warmup: int = 1
-    tensorflow_intra_op_parallelism: int = 0
-    tensorflow_inter_op_parallelism: int = 0
-    shutdown_grace_seconds: float = 10.0
-    initial_load_timeout_seconds: float = 0.0  # wait this long for a first version before serving
-    freeze_gc: bool = True  # gc.freeze() loaded models (see model_manager.refreeze_gc)
-
-    def __post_init__(self):
-        if self.batching_parameters_file:
-            for key, value in parse_batching_parameters(self.batching_parameters_file).items():
-                setattr(self, key, value)
-
-
-def parse_batching_parameters(path: str) -> dict:
-    """The fields we use from TF Serving's --batching_parameters_file (text BatchingParameters)."""
-    with open(path) as f:
-        text = f.read()
-    out = {}
-    for field in ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches"):
-        m = re.search(rf"\b{field}\s*\{{\s*value\s*:\s*(\d+)\s*\}}", text) or re.search(
-            rf"\b{field}\s*:\s*(\d+)", text)
-        if m:
-            out[field] = int(m.group(1))
-    return out
-
-
-def parse_channel_arguments(text: str) -> list[tuple[str, object]]:
-    """TF Serving's --grpc_channel_arguments: comma-separated key=value gRPC arguments."""
-    args = []
-    for item in filter(None, (s.strip() for s in (text or "").split(","))):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"bad grpc channel argument {item!r}: expected key=value")
-        value = value.strip()
-        args.append((key.strip(), int(value) if re.fullmatch(r"-?\d+", value) else value))
-    return args
-
-
 class ModelServer:
     """The server, for `main` and for tests/benchmarks (``start()`` returns bound ports)."""
 
@@ -98,81 +48,190 @@ class ModelServer:
         self.config = config
         self.grpc_port: int | None = None
         self.rest_port: int | None = None
+        self.core = None
         self._grpc_server = None
         self._rest = None
         self._health = None
+        self._watcher = None
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
 
     def start(self) -> "ModelServer":
-        import grpc
-        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+        """Loads the configured models and opens the ports. ValueError when the flags or the
+        model config cannot be served (TF Serving: "Failed to start server")."""
+        c = self.config
+        self._check_config()
+        for flag, value in sorted(c.ignored_flags.items()):
+            log.warning("--%s=%s is accepted for compatibility with tensorflow_model_server and ignored: "
+                        "%s", flag, value, ignored_reason(flag))
+        configure_tensorflow(c.tensorflow_intra_op_parallelism, c.tensorflow_inter_op_parallelism)
+        self.core = core = self._build_core()
+        self._start_health()
+        config = self._initial_model_config()
+        from serving.errors import ServingError
 
-        from serving import services
+        try:
+            core.registry.apply(config)
+        except ServingError as e:
+            raise ValueError(f"{e.code.name}: {e.message}") from None
+        self._wait_for_first_versions(c.initial_load_timeout_seconds)
+        self._update_health()
+        if c.model_config_file and c.model_config_file_poll_wait_seconds > 0:
+            from serving.model_config import read_config_file
+            from serving.models import ConfigFileWatcher
+
+            self._watcher = ConfigFileWatcher(c.model_config_file, c.model_config_file_poll_wait_seconds,
+                                              core.registry, read_config_file, self._update_health).start()
+        self._start_grpc()
+        if c.rest_api_port:  # 0 disables REST (TF Serving); -1 picks a free port
+            from serving.rest import RestServer
+
+            self._rest = RestServer(
+                core, c.host, max(c.rest_api_port, 0), max_body_bytes=c.grpc_max_message_size,
+                num_threads=c.rest_api_num_threads or 4 * _cores(), timeout_ms=c.rest_api_timeout_in_ms,
+                enable_cors=c.rest_api_enable_cors_support, metrics=core.metrics,
+                max_connections=_max_connections()).start()
+            self.rest_port = self._rest.port
+            log.info("Exporting HTTP/REST API at:%s:%d ...", c.host, self.rest_port)
+        return self
+
+    def _check_config(self) -> None:
+        c = self.config
+        if c.use_alts_credentials:
+            # Ignoring it would serve in the clear a deployment that asked for ALTS.
+            raise ValueError("--use_alts_credentials is not supported by this server (use --ssl_config_file)")
+        if not c.model_config_file and not c.model_base_path:
+            raise ValueError("--model_base_path is required unless --model_config_file is given")
+        if c.model_config_file and c.model_base_path:
+            log.info("--model_config_file is given: --model_name and --model_base_path are ignored "
+                     "(as in tensorflow_model_server)")
+
+    def _build_core(self):
         from serving.batching import Batcher
         from serving.core import ServingCore
         from serving.model_manager import ModelManager
+        from serving.models import ModelRegistry
+        from serving.request_policy import RequestPolicy
+        from serving.versions import VersionPolicy
+        from serving.warmup import make_warmup
 
         c = self.config
-        configure_tensorflow(c.tensorflow_intra_op_parallelism, c.tensorflow_inter_op_parallelism)
-        cores = _cores()
+        warmup = make_warmup(c.num_request_iterations_for_warmup) if c.enable_model_warmup else None
+        tags = tuple(t.strip() for t in c.saved_model_tags.split(",") if t.strip())
+
+        def manager_for(spec):
+            return ModelManager(
+                spec.name, spec.base_path, policy=spec.policy, warmup=warmup,
+                poll_wait_seconds=c.file_system_poll_wait_seconds, on_change=lambda _: self._update_health(),
+                freeze_gc=c.freeze_gc, max_num_load_retries=c.max_num_load_retries,
+                load_retry_interval_seconds=max(c.load_retry_interval_micros, 0) / 1e6,
+                saved_model_tags=tags)
+
+        registry = ModelRegistry(
+            manager_for, allow_labels_for_unavailable=c.allow_version_labels_for_unavailable_models,
+            policy_override=None if c.model_config_file else VersionPolicy.parse(c.model_version_policy))
+        batcher = None
+        if c.enable_batching:
+            batcher = Batcher(max_batch_size=c.max_batch_size, batch_timeout_micros=c.batch_timeout_micros,
+                              num_batch_threads=c.num_batch_threads or _cores(),
+                              max_enqueued_batches=c.max_enqueued_batches)
+        metrics = None
+        if c.monitoring_config_file:
+            from serving.config_protos import MonitoringConfig, read_text_proto
+            from serving.metrics import Metrics
+
+            prometheus = read_text_proto(c.monitoring_config_file, MonitoringConfig).prometheus_config
+            if prometheus.enable:
+                metrics = Metrics(prometheus.path, registry)
+        return ServingCore(registry, batcher=batcher, metrics=metrics,
+                           policy=RequestPolicy(c.max_examples_per_request, c.max_history_length),
+                           max_expanded_bytes=max(c.grpc_max_message_size, 1 << 20) * 4,
+                           check_method_name=c.enable_signature_method_name_check)
+
+    def _initial_model_config(self):
+        from serving.model_config import read_config_file, single_model_config
+
+        c = self.config
+        if c.model_config_file:
+            return read_config_file(c.model_config_file)
+        return single_model_config(c.model_name, c.model_base_path)
+
+    def _wait_for_first_versions(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        registry = self.core.registry
+        while time.monotonic() < deadline and not all(
+                registry.manager(n).available for n in registry.names()):
+            time.sleep(0.05)
+
+    # --- health ----------------------------------------------------------------------------
+    def _start_health(self) -> None:
+        from grpc_health.v1 import health
 
         self._health = health.HealthServicer(
             experimental_non_blocking=True,
             experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1))
+        self._health_names: set = set()
+
+    def _update_health(self) -> None:
+        """Per model: SERVING while it has an AVAILABLE version; "" and the
+        PredictionService: SERVING while every configured model has one."""
+        if self._health is None or self.core is None:
+            return
+        from grpc_health.v1 import health_pb2
+
         hs = health_pb2.HealthCheckResponse
-        self._health.set("", hs.NOT_SERVING)
-        self._health.set(c.model_name, hs.NOT_SERVING)
+        registry = self.core.registry
+        names = registry.names()
+        ok = {n: bool(registry.manager(n) and registry.manager(n).available) for n in names}
+        for name in self._health_names - set(names):
+            self._health.set(name, hs.NOT_SERVING)
+        for name, available in ok.items():
+            self._health.set(name, hs.SERVING if available else hs.NOT_SERVING)
+        self._health_names = set(names)
+        overall = hs.SERVING if names and all(ok.values()) else hs.NOT_SERVING
+        for service in ("", "tensorflow.serving.PredictionService"):
+            self._health.set(service, overall)
 
-        def on_change(manager):
-            status = hs.SERVING if manager.available else hs.NOT_SERVING
-            for service in ("", c.model_name, "tensorflow.serving.PredictionService"):
-                self._health.set(service, status)
+    # --- gRPC ------------------------------------------------------------------------------
+    def _start_grpc(self) -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2_grpc
+        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-        batcher = None
-        if c.enable_batching:
-            batcher = Batcher(max_batch_size=c.max_batch_size, batch_timeout_micros=c.batch_timeout_micros,
-                              num_batch_threads=c.num_batch_threads or cores,
-                              max_enqueued_batches=c.max_enqueued_batches)
-        manager = ModelManager(c.model_name, c.model_base_path, policy=c.model_version_policy,
-                               poll_wait_seconds=c.file_system_poll_wait_seconds, on_change=on_change,
-                               freeze_gc=c.freeze_gc)
-        self.core = core = ServingCore(manager, batcher=batcher,
-                                       max_expanded_bytes=max(c.grpc_max_message_size, 1 << 20) * 4)
-        if c.enable_model_warmup:
-            manager._warmup = core.make_warmup(c.num_request_iterations_for_warmup)
-        manager.start(initial_timeout=c.initial_load_timeout_seconds)
-        on_change(manager)
+        from serving import services
 
+        c = self.config
         options = [
             ("grpc.max_receive_message_length", c.grpc_max_message_size),
             ("grpc.max_send_message_length", c.grpc_max_message_size),
             ("grpc.so_reuseport", 0),
             *parse_channel_arguments(c.grpc_channel_arguments),
         ]
-        threads = c.grpc_max_threads or 4 * cores
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
-                             options=options)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=c.grpc_max_threads or 4 * _cores(),
+                                                        thread_name_prefix="grpc"), options=options)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            services.PredictionServicer(core), server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(services.ModelServicer(core), server)
+            services.PredictionServicer(self.core), server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(services.ModelServicer(self.core), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        address = f"{_bracket(c.host)}:{c.port}"
-        port = server.add_insecure_port(address)
-        if port == 0:
-            raise OSError(f"could not bind gRPC address {address}")
-        server.start()
-        self._grpc_server, self.grpc_port = server, port
-        log.info("Running gRPC ModelServer at %s:%d ...", c.host, port)
-        if c.rest_api_port:  # 0 disables REST (TF Serving); -1 picks a free port
-            from serving.rest import RestServer
+        credentials = _ssl_credentials(c.ssl_config_file) if c.ssl_config_file else None
 
-            self._rest = RestServer(core, c.host, max(c.rest_api_port, 0),
-                                    max_body_bytes=c.grpc_max_message_size).start()
-            self.rest_port = self._rest.port
-            log.info("Exporting HTTP/REST API at:%s:%d ...", c.host, self.rest_port)
-        return self
+        def bind(address):
+            port = (server.add_secure_port(address, credentials) if credentials is not None
+                    else server.add_insecure_port(address))
+            if port == 0:
+                raise OSError(f"could not bind gRPC address {address}")
+            return port
+
+        # TF Serving: --port=0 with --grpc_socket_path serves the socket only; here --port=0
+        # alone picks a free TCP port (tests, benchmarks).
+        if c.port or not c.grpc_socket_path:
+            self.grpc_port = bind(f"{_bracket(c.host)}:{c.port}")
+        if c.grpc_socket_path:
+            bind(f"unix:{os.path.abspath(c.grpc_socket_path)}")
+        server.start()
+        self._grpc_server = server
+        log.info("Running gRPC ModelServer at %s:%s%s ...", c.host, self.grpc_port,
+                 f" and unix:{c.grpc_socket_path}" if c.grpc_socket_path else "")
 
     def stop(self, grace: float | None = None) -> None:
         """Graceful stop: NOT_SERVING, stop accepting, drain in-flight requests, unload."""
@@ -182,12 +241,14 @@ class ModelServer:
             grace = self.config.shutdown_grace_seconds if grace is None else grace
             t0 = time.monotonic()
             log.info("Shutting down (grace %.1fs)", grace)
+            if self._watcher is not None:
+                self._watcher.stop()
             if self._health is not None:
                 self._health.enter_graceful_shutdown()
             if self._rest is not None:
                 self._rest.stop()
             done = self._grpc_server.stop(grace) if self._grpc_server is not None else None
-            core = getattr(self, "core", None)
+            core = self.core
             if core is not None and core.batcher is not None:
                 core.batcher.close(grace)  # run what is queued now rather than at its timeout
             if done is not None:
@@ -195,12 +256,41 @@ class ModelServer:
             remaining = max(0.0, grace - (time.monotonic() - t0))
             if core is not None:
                 core.wait_idle(remaining)
-                core.manager.stop(timeout=max(remaining, 1.0))
+            if self._rest is not None:
+                self._rest.close()
+            if core is not None:
+                core.registry.stop(timeout=max(remaining, 1.0))
             self._stopped.set()
             log.info("Server stopped")
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._stopped.wait(timeout)
+
+
+def _ssl_credentials(path: str):
+    """gRPC server credentials from TF Serving's SSLConfig (PEM text inline, not paths)."""
+    import grpc
+
+    from serving.config_protos import SSLConfig, read_text_proto
+
+    ssl = read_text_proto(path, SSLConfig)
+    if not ssl.server_key or not ssl.server_cert:
+        raise ValueError(f"{path}: SSLConfig needs server_key and server_cert (PEM text)")
+    return grpc.ssl_server_credentials(
+        [(ssl.server_key.encode(), ssl.server_cert.encode())],
+        root_certificates=ssl.custom_ca.encode() if ssl.custom_ca else None,
+        require_client_auth=ssl.client_verify)
+
+
+def _max_connections() -> int:
+    """Open REST connections allowed: well below the file-descriptor limit."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return max(64, min(4096, soft // 2))
+    except (ImportError, ValueError, OSError):  # pragma: no cover
+        return 512
 
 
 def _bracket(host: str) -> str:
@@ -219,66 +309,29 @@ def configure_tensorflow(intra: int = 0, inter: int = 0) -> None:
         log.warning("could not set TensorFlow thread pools: %s", e)
 
 
-# --- flags -----------------------------------------------------------------------------------
-def _bool(v) -> bool:
-    if isinstance(v, bool):
-        return v
-    s = str(v).strip().lower()
-    if s in ("1", "true", "t", "yes", "y", "on"):
-        return True
-    if s in ("0", "false", "f", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
+def _print_version() -> None:
+    from importlib import metadata
 
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "unknown"
 
-def build_parser() -> argparse.ArgumentParser:
-    d = ServerConfig(model_base_path="")
-    p = argparse.ArgumentParser(
-        prog="python -m serving.server", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    a = p.add_argument
-    a("--port", type=int, default=d.port, help="gRPC port (0: pick a free one)")
-    a("--rest_api_port", type=int, default=d.rest_api_port,
-      help="REST port; 0 disables REST, -1 picks a free port")
-    a("--host", default=d.host, help="address to bind; 0.0.0.0 / :: to listen beyond loopback")
-    a("--model_name", default=d.model_name)
-    a("--model_base_path", required=True, help="directory holding numeric version subdirectories")
-    a("--model_version_policy", default=d.model_version_policy,
-      help="latest | latest:N | all | specific:V1,V2 (TF Serving's model_version_policy)")
-    a("--file_system_poll_wait_seconds", type=float, default=d.file_system_poll_wait_seconds,
-      help="seconds between polls of the base path for new versions; 0 polls only at start")
-    a("--grpc_max_message_size", type=int, default=d.grpc_max_message_size,
-      help="max request/response size in bytes (gRPC and REST); larger -> RESOURCE_EXHAUSTED")
-    a("--grpc_channel_arguments", default="", help="comma-separated key=value gRPC server arguments")
-    a("--grpc_max_threads", type=int, default=0, help="gRPC handler threads (0: 4 x cores)")
-    a("--enable_batching", type=_bool, nargs="?", const=True, default=False)
-    a("--batching_parameters_file", default="", help="TF Serving BatchingParameters text proto")
-    a("--max_batch_size", type=int, default=d.max_batch_size)
-    a("--batch_timeout_micros", type=int, default=d.batch_timeout_micros)
-    a("--num_batch_threads", type=int, default=0, help="0: cores")
-    a("--max_enqueued_batches", type=int, default=d.max_enqueued_batches)
-    a("--enable_model_warmup", type=_bool, nargs="?", const=True, default=True)
-    a("--num_request_iterations_for_warmup", type=int, default=1)
-    a("--tensorflow_intra_op_parallelism", type=int, default=0)
-    a("--tensorflow_inter_op_parallelism", type=int, default=0)
-    a("--tensorflow_session_parallelism", type=int, default=0, help="accepted and ignored (TF1)")
-    a("--shutdown_grace_seconds", type=float, default=d.shutdown_grace_seconds,
-      help="on SIGTERM/SIGINT, how long in-flight requests may take to finish")
-    a("--initial_load_timeout_seconds", type=float, default=0.0,
-      help="at start, wait up to this long for a first version before opening the ports")
-    a("--log_level", default=os.environ.get("INTENTREC_LOG_LEVEL", "INFO"))
-    return p
-
-
-def config_from_args(args) -> ServerConfig:
-    fields = {f.name for f in dataclasses.fields(ServerConfig)}
-    return ServerConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    print(f"TensorFlow ModelServer: intentrec-{version('intentrec')} "
+          f"(tensorflow-serving-api {version('tensorflow-serving-api')})\n"
+          f"TensorFlow Library: {version('tensorflow')}")
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser(__doc__).parse_known_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for arg in unknown:  # tensorflow_model_server prints "unknown argument" and starts anyway
+        log.warning("unknown argument: %s (ignored)", arg)
+    if args.version:
+        _print_version()
+        return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     try:
         config = config_from_args(args)
@@ -300,7 +353,7 @@ def main(argv=None) -> int:
     try:
         server.start()
     except (OSError, ValueError, RuntimeError) as e:
-        log.error("could not start: %s", e)
+        log.error("Failed to start server. Error: %s", e)
         server.stop(0)
         return 1
     # One line on stdout for scripts (and tests) that start us with port 0.

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import grpc
 import numpy as np
 
-from serving import tensor_codec
+from serving import contract, tensor_codec
 from serving.errors import ServingError, invalid
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,12 @@ class Signature:
         self.batchable = bool(self.inputs) and all(s.batched for s in self.inputs.values()) and all(
             s.batched for s in self.outputs.values())
         self._input_set = frozenset(self.inputs)
+        # The contract's tf.Example input (one DT_STRING [batch] input named "examples"):
+        # RequestPolicy checks each example's feature lengths.
+        spec = self.inputs.get(contract.EXAMPLES_INPUT)
+        self.example_input = contract.EXAMPLES_INPUT if (
+            spec is not None and len(self.inputs) == 1 and spec.dtype == tensor_codec.DT.DT_STRING
+            and spec.rank == 1) else None
 
     # --- validation (transport-independent) ----------------------------------------------
     def check_input_names(self, names: Sequence[str]) -> None:

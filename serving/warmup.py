@@ -4,15 +4,19 @@ TF Serving replays ``<version>/assets.extra/tf_serving_warmup_requests`` (a TFRe
 of ``tensorflow.serving.PredictionLog``) when it loads a version, before marking it
 AVAILABLE, so that the first real request does not pay for graph initialisation. A
 warm-up failure fails the load. The exporter calls `write_warmup_requests`; our server
-(`serving.model_manager`) replays the file the same way (`read_warmup_requests`).
+replays the file the same way (`make_warmup`), then warms the contract signatures the file
+does not cover.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Iterable, Sequence
 
 from serving import contract
+
+_log = logging.getLogger(__name__)
 
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit (kMaxNumRecords in saved_model_warmup_util)
 
@@ -108,3 +112,89 @@ def read_warmup_requests(version_dir: str):
     except tf.errors.OpError as e:
         raise ValueError(f"corrupt warm-up file {path}: {e.message}") from e
     return logs
+
+
+# --- replay (our server; TF Serving's saved_model_warmup_util) ---------------------------------
+def make_warmup(iterations: int = 1):
+    """The load-time warm-up of a ServableVersion: replays its warm-up file (a failure fails
+    the load, as in TF Serving), then calls once each contract signature the file did not
+    cover (predict_raw, intentrec_metadata; serving_default when there is no file), so that
+    their first real request does not pay for graph initialisation (predict_raw's first
+    call took 1 s). Those extra calls are ours: their failure is logged, not fatal."""
+
+    def warmup(sv) -> None:
+        from serving.errors import ServingError, invalid
+
+        try:
+            logs = read_warmup_requests(sv.path)
+        except ValueError as e:
+            raise invalid(str(e)) from None
+        covered, first_example, n = set(), None, 0
+        for record in logs:
+            kind = record.WhichOneof("log_type")
+            if kind != "predict_log":
+                _log.warning("skipping warm-up record of type %s (only predict_log is replayed)", kind)
+                continue
+            sig, inputs, names = _record_inputs(sv, record.predict_log.request)
+            for _ in range(max(1, iterations)):
+                sig.run(inputs, names)
+                n += 1
+            covered.add(sig.name)
+            if first_example is None and sig.example_input is not None and inputs[sig.example_input].size:
+                first_example = inputs[sig.example_input].ravel()[0]
+        if n:
+            _log.info("Finished reading warmup data for model at %s. Number of warmup records read: %d.",
+                      sv.path, n)
+        for name in (contract.SERVING_SIGNATURE, contract.RAW_SIGNATURE, contract.METADATA_SIGNATURE):
+            sig = sv.signatures.get(name)
+            if sig is None or name in covered:
+                continue
+            try:
+                inputs = _synthetic_inputs(sig, first_example, (sv.metadata or {}).get(contract.META_HISTORY_LENGTH))
+                for _ in range(max(1, iterations)):
+                    sig.run(inputs, sig.output_names)
+            except (ServingError, ValueError, TypeError) as e:
+                _log.warning("%s v%d: warm-up call of %s failed (the load goes on): %s", sv.model_name,
+                             sv.version, name, getattr(e, "message", e))
+
+    return warmup
+
+
+def _record_inputs(sv, req):
+    from serving import tensor_codec
+
+    sig = sv.signature(req.model_spec.signature_name)
+    sig.check_input_names(list(req.inputs.keys()))
+    names = sig.check_output_filter(req.output_filter)
+    inputs = {}
+    for name, tp in req.inputs.items():
+        arr = tensor_codec.proto_to_ndarray(tp, name=name)
+        sig.check_input(name, arr, tp.dtype)
+        inputs[name] = arr
+    return sig, inputs, names
+
+
+def _synthetic_inputs(sig, example: bytes | None, history_length) -> dict:
+    """One-row inputs for sig: the warm-up file's first tf.Example (or an empty one), as
+    predict_raw's left-padded [1, n] tensors when sig takes tensors."""
+    import numpy as np
+    from tensorflow.core.example import example_pb2
+
+    from serving.examples import left_pad
+
+    if sig.example_input is not None:
+        return {sig.example_input: np.array([example or b""], dtype=object)}
+    features = example_pb2.Example.FromString(example).features.feature if example else {}
+    item = features.get(contract.EXAMPLE_ITEM_ID) if features else None
+    n = len(item.bytes_list.value) if item is not None else int(history_length or 1)
+    inputs = {}
+    for name, spec in sig.inputs.items():
+        if spec.rank == 2:
+            f = features.get(name) if features else None
+            kind = f.WhichOneof("kind") if f is not None else None
+            values = list(getattr(f, kind).value) if kind else []
+            inputs[name] = left_pad([values], spec.shape[1] if spec.shape[1] > 0 else n, spec.np_dtype)
+        else:
+            shape = tuple(1 if d < 0 else d for d in (spec.shape or ()))
+            inputs[name] = np.full(shape, b"" if spec.np_dtype == np.dtype(object) else 0, dtype=spec.np_dtype)
+    return inputs

@@ -151,7 +151,7 @@ def test_saved_model_loader_and_served_realtime(tmp_path):
     from analysis.inference import collect_intents
     from analysis.realtime import LocalBackend, ServedBackend, update_intents
     from analysis.sources import SavedModelIntentModel, load_intent_model
-    from serving.fixture import DEFAULT_HEADS, build_fixture_model, random_history
+    from tests.fixtures.serving_model import DEFAULT_HEADS, build_fixture_model, random_history
 
     root = tmp_path / "serving_root"
     build_fixture_model(str(root / "intentrec" / "1"), num_items=50, history_length=20, k=10, warmup_examples=0)

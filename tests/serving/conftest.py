@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="session")
 def fixture_model(tmp_path_factory) -> str:
     """A pristine version directory of the fixture model (copy it, never serve it in place)."""
-    from serving.fixture import build_fixture_model
+    from tests.fixtures.serving_model import build_fixture_model
 
     path = str(tmp_path_factory.mktemp("fixture") / "model")
     build_fixture_model(path, num_items=NUM_ITEMS, history_length=HISTORY, k=K)
@@ -46,8 +46,9 @@ def model_base(tmp_path, fixture_model) -> str:
 def start_server(base: str, **overrides):
     from serving.server import ModelServer, ServerConfig
 
-    cfg = dict(model_base_path=base, model_name="intentrec", port=0, rest_api_port=-1,
-               file_system_poll_wait_seconds=0.1, shutdown_grace_seconds=5.0)
+    cfg = dict(model_base_path=base or "", model_name="intentrec", port=0, rest_api_port=-1,
+               file_system_poll_wait_seconds=0.1, shutdown_grace_seconds=5.0,
+               load_retry_interval_micros=50_000)  # TF Serving's 1 min between load retries
     cfg.update(overrides)
     return ModelServer(ServerConfig(**cfg)).start()
 
@@ -87,7 +88,7 @@ def model_stub(channel):
 
 
 def history(seed: int = 0, length: int = 30):
-    from serving.fixture import random_history
+    from tests.fixtures.serving_model import random_history
 
     return random_history(NUM_ITEMS, length, seed=seed)
 
@@ -169,15 +170,87 @@ def server_process(tmp_path_factory, fixture_model):
     proc.stdout.close()
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_models_config(path, models: dict, labels: dict | None = None, versions: dict | None = None) -> str:
+    """A ModelServerConfig text file: models {name: base_path}, labels {name: {label: v}},
+    versions {name: [v, ...]} (a specific version policy)."""
+    lines = ["model_config_list {"]
+    for name, base in models.items():
+        lines.append(f'  config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow"')
+        if versions and name in versions:
+            lines.append("    model_version_policy { specific { "
+                         + " ".join(f"versions: {v}" for v in versions[name]) + " } }")
+        for label, v in ((labels or {}).get(name) or {}).items():
+            lines.append(f'    version_labels {{ key: "{label}" value: {v} }}')
+        lines.append("  }")
+    lines.append("}")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tf_serving_command_line(tmp_path_factory, fixture_model):
+    """`python -m serving.server` started with a command line written for tensorflow/serving:
+    a model config file with two models (intentrec: versions 1 and 2, labels stable -> 1 and
+    canary -> 2; intentrec_small: version 1), monitoring, and flags this server ignores."""
+    root = tmp_path_factory.mktemp("tfserving")
+    for v in (1, 2):
+        push_version(str(root / "intentrec"), v, fixture_model)
+    push_version(str(root / "intentrec_small"), 1, fixture_model)
+    config = write_models_config(root / "models.config",
+                                 {"intentrec": root / "intentrec", "intentrec_small": root / "intentrec_small"},
+                                 labels={"intentrec": {"stable": 1, "canary": 2}},
+                                 versions={"intentrec": [1, 2]})
+    (root / "monitoring.config").write_text('prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n')
+    grpc_port, rest_port = free_port(), free_port()
+    argv = [f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_config_file={config}",
+            "--model_config_file_poll_wait_seconds=60", "--allow_version_labels_for_unavailable_models=true",
+            "--rest_api_timeout_in_ms=30000", "--rest_api_num_threads=8", "--max_num_load_retries=3",
+            "--load_retry_interval_micros=1000000", "--file_system_poll_wait_seconds=1",
+            f"--monitoring_config_file={root / 'monitoring.config'}", "--enable_model_warmup=true",
+            "--grpc_channel_arguments=grpc.max_connection_age_ms=600000", "--num_load_threads=4",
+            "--flush_filesystem_caches=true", "--tensorflow_session_parallelism=2",
+            "--xla_cpu_compilation_enabled=false", "--enable_batching=false", "--saved_model_tags=serve",
+            "--model_name=ignored", "--model_base_path=/ignored"]
+    log_path = str(root / "server.log")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "serving.server", *argv], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=log, env=env)
+    sp = ServerProcess(proc, log_path)
+    sp.rest_port, sp.root = rest_port, root
+    yield sp
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    proc.stdout.close()
+
+
+SUBPROCESS_FIXTURES = ("server_process", "tf_serving_command_line")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _start_server_process_early(request):
-    """Starts the subprocess server at the beginning of the session when some selected test
-    needs it, so that its TensorFlow import overlaps the other tests."""
-    if any("server_process" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        request.getfixturevalue("server_process")
+    """Starts the subprocess servers at the beginning of the session when some selected test
+    needs them, so that their TensorFlow import overlaps the other tests."""
+    for name in SUBPROCESS_FIXTURES:
+        if any(name in getattr(item, "fixturenames", ()) for item in request.session.items):
+            request.getfixturevalue(name)
     yield
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Tests on the subprocess server run last: its start overlaps everything else."""
-    items.sort(key=lambda item: "server_process" in getattr(item, "fixturenames", ()))
+    """Tests on the subprocess servers run last: their start overlaps everything else."""
+    items.sort(key=lambda item: any(n in getattr(item, "fixturenames", ()) for n in SUBPROCESS_FIXTURES))

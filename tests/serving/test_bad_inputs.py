@@ -16,7 +16,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving.tensor_codec import ndarray_to_proto
-from tests.serving.conftest import example_bytes, predict_request
+from tests.serving.conftest import example_bytes, history, predict_request
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -115,6 +115,36 @@ def _cases():
     @case("raw lengths differ", INVALID, None)
     def _():
         return _raw_request(_s([[b"1", b"2"]]), np.zeros((1, 3), np.int64), _s([[b"a", b"b"]]))
+
+    @case("tf.Example features of unequal length", INVALID,
+          "feature 'timestamp' has 29 values but 'item_id' has 30")
+    def _():
+        from serving.examples import make_example
+
+        h = history(0, 30)
+        ex = make_example(h["item_ids"], h["timestamps"], h["metadata"])
+        del ex.features.feature["timestamp"].int64_list.value[-1]  # one short
+        return predict_request([ok, ex.SerializeToString()])
+
+    @case("raw inputs of different lengths", INVALID, "'timestamp' has length 55 but 'item_id' has 60")
+    def _():  # both longer than the model's n (50): the cut used to hide the mismatch
+        return _raw_request(_s([[b"1"] * 60]), np.zeros((1, 55), np.int64), _s([[b"play"] * 60]))
+
+    @case("more examples than --max_examples_per_request", INVALID,
+          "1001 examples; this server accepts at most 1000 (--max_examples_per_request)")
+    def _():
+        return predict_request([example_bytes(0, 3)] * 1001)
+
+    @case("history longer than --max_history_length", INVALID,
+          "examples[1] holds 10001 interactions; this server accepts at most 10000 per history "
+          "(--max_history_length)")
+    def _():
+        return predict_request([ok, example_bytes(0, 10_001)])
+
+    @case("raw history longer than --max_history_length", INVALID, "(--max_history_length)")
+    def _():
+        n = 10_001
+        return _raw_request(_s([[b"1"] * n]), np.zeros((1, n), np.int64), _s([[b"play"] * n]))
 
     @case("corrupt tf.Example", INVALID, "Could not parse example input")
     def _():

@@ -143,7 +143,7 @@ def test_client_recommend(server):
 
 
 def test_recommend_cli(server, tmp_path, capsys):
-    from serving.client import main
+    from serving.cli import main
 
     ids = ",".join(history(4, 8)["item_ids"])
     assert main(["--host", f"127.0.0.1:{server.grpc_port}", "--model", "intentrec", "--history", ids]) == 0
@@ -166,7 +166,7 @@ def test_recommend_cli(server, tmp_path, capsys):
 
 def test_recommend_update_cli(server, capsys):
     """`recommend update`: one served call answers the intents before and after a new event."""
-    from serving.client import main
+    from analysis.cli import main
 
     h = history(4, 8)
     ids = ",".join(h["item_ids"])
@@ -204,7 +204,7 @@ def test_history_parsing(tmp_path):
 
 
 def test_recommend_cli_process_starts_without_tensorflow(server):
-    """`python -m serving.client` (the `recommend` console script) in its own process: only
+    """`python -m serving.cli` (the `recommend` console script) in its own process: only
     the protos are imported, not TensorFlow, so it starts in about a second."""
     import os
     import subprocess
@@ -214,9 +214,34 @@ def test_recommend_cli_process_starts_without_tensorflow(server):
 
     ids = ",".join(history(6, 5)["item_ids"])
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from serving.client import main; rc = main(); "
+        [sys.executable, "-c", "import sys; from analysis.cli import main; rc = main(); "
          "assert 'tensorflow.python' not in sys.modules; sys.exit(rc)",
          "--host", f"127.0.0.1:{server.grpc_port}", "--history", ids],
         cwd=REPO, capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Primary intent" in proc.stdout and "Top-10 recommendations" in proc.stdout
+
+
+def test_predict_raw_and_metadata_signatures_are_warmed_up_at_load(model_base, monkeypatch):
+    """Issue 13 #10: the warm-up file holds serving_default requests only, so predict_raw's
+    first call paid for its graph initialisation (1,054 ms on the real model). The load now
+    also calls the contract signatures the file does not cover, once, with a history taken
+    from the file's first example."""
+    from serving.signature import Signature
+    from tests.serving.conftest import start_server
+
+    calls = []
+    run = Signature.run
+
+    def recording(self, inputs, output_names):
+        calls.append((self.name, {n: a.shape for n, a in inputs.items()}))
+        return run(self, inputs, output_names)
+
+    monkeypatch.setattr(Signature, "run", recording)
+    srv = start_server(model_base)
+    srv.stop(grace=1.0)
+    names = [name for name, _ in calls]
+    assert names.count("serving_default") == 2  # the file's two records
+    raw = [shapes for name, shapes in calls if name == "predict_raw"]
+    assert raw == [{"item_id": (1, 5), "timestamp": (1, 5), "action_type": (1, 5)}]  # first record: 5 items
+    assert "intentrec_metadata" in names

@@ -109,3 +109,109 @@ def test_rest_body_over_limit_and_server_survives(server):
     status, doc = _call(server, "/v1/models/intentrec:predict",
                         {"instances": [{"b64": base64.b64encode(example_bytes(0)).decode()}]})
     assert status == 200
+
+
+def _deep(n: int) -> bytes:
+    return b'{"instances": ' + b"[" * n + b"]" * n + b"}"
+
+
+RAW_ROW = {"item_id": ["1", "2"], "timestamp": [10, 20], "action_type": ["play", "rate"]}
+
+
+def _raw(**changes):
+    return {"signature_name": "predict_raw", "instances": [{**RAW_ROW, **changes}]}
+
+
+@pytest.mark.parametrize("method,path,body,raw,code,fragment", [
+    # Issue 13 #7: client mistakes are 400 with a JSON error, never a 500 with a Python exception.
+    ("POST", "/v1/models/intentrec:predict", {"signature_name": "intentrec_metadata", "inputs": {}}, None,
+     400, "Failed to get input map for signature: intentrec_metadata"),
+    ("POST", "/v1/models/intentrec:predict", None, _deep(100_000), 400, "nesting too deep"),
+    ("POST", "/v1/models/intentrec:predict", None, _deep(200), 400, "nested deeper than 64"),
+    ("POST", "/v1/models/intentrec:predict", None, b"", 400, "The document is empty"),
+    ("POST", "/v1/models/intentrec:predict", None, b"[1, 2]", 400, "Is not object"),
+    ("POST", "/v1/models/intentrec:predict", {"signature_name": 7, "instances": [1]}, None, 400,
+     "'signature_name' key must be a string"),
+    ("POST", "/v1/models/intentrec:predict", {"instances": []}, None, 400, "No values in 'instances' array"),
+    ("POST", "/v1/models/intentrec:predict", {"signature_name": "predict_raw", "instances": [RAW_ROW, {}]},
+     None, 400, "Failed to process element: 1 of 'instances' list"),
+    ("GET", "/v1/models/intentrec/bogus", None, None, 400, "Malformed request: GET /v1/models/intentrec/bogus"),
+    ("GET", "/v1/models/intentrec/versions/x", None, None, 400, "Malformed request"),
+    ("GET", "/v1/models/intentrec/versions/99999999999999999999", None, None, 400, "Failed to convert version"),
+    ("GET", "/v1/models", None, None, 400, "Missing model name in request."),
+    ("POST", "/v1/models/intentrec", {"instances": [1]}, None, 400, "Malformed request: POST"),
+    ("PUT", "/v1/models/intentrec:predict", {"instances": [1]}, None, 400, "Malformed request: PUT"),
+    ("DELETE", "/v1/models/intentrec", None, None, 400, "Malformed request: DELETE"),
+    # Issue 13 #8: values of the wrong JSON type are refused, not coerced (null -> NaN, "5" -> 5).
+    ("POST", "/v1/models/intentrec:predict", _raw(timestamp=[10, None]), None, 400,
+     "Failed to process element: 0 key: timestamp of 'instances' list. Error: JSON Value: null Type: "
+     "Null is not of expected type: int64"),
+    ("POST", "/v1/models/intentrec:predict", _raw(timestamp=[10, "20"]), None, 400,
+     'JSON Value: "20" Type: String is not of expected type: int64'),
+    ("POST", "/v1/models/intentrec:predict", _raw(timestamp=[10, True]), None, 400,
+     "JSON Value: true Type: True is not of expected type: int64"),
+    ("POST", "/v1/models/intentrec:predict", _raw(timestamp=[10, 20.0]), None, 400,
+     "Type: Number is not of expected type: int64"),
+    ("POST", "/v1/models/intentrec:predict", _raw(item_id=[1193, 2]), None, 400,
+     "JSON Value: 1193 Type: Number is not of expected type: string"),
+    ("POST", "/v1/models/intentrec:predict", _raw(item_id=["1", "2", "3"]), None, 400,
+     "'action_type' has length 2 but 'item_id' has 3"),
+])
+def test_rest_client_mistakes_are_json_400s(server, method, path, body, raw, code, fragment):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=30)
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    doc = json.loads(resp.read())
+    conn.close()
+    assert resp.status == code, doc
+    assert resp.getheader("Content-Type") == "application/json"
+    assert fragment in doc["error"], doc["error"]
+
+
+def test_rest_paths_as_tf_serving_parses_them(server):
+    """Issue 13 #7: paths match case-insensitively and names are URL-decoded (TF Serving's
+    http_rest_api_util.cc); HEAD gets a JSON error header and no body; the Server header
+    does not advertise the Python version."""
+    import http.client
+
+    body = {"instances": [{"b64": base64.b64encode(example_bytes(0)).decode()}]}
+    status, doc = _call(server, "/V1/Models/intentrec")
+    assert status == 200 and doc["model_version_status"][0]["state"] == "AVAILABLE"
+    status, doc = _call(server, "/v1/models/intent%72ec/Versions/1/METADATA")
+    assert status == 200 and doc["model_spec"]["version"] == "1"
+    status, doc = _call(server, "/v1/models/intent%72ec:PREDICT", body)
+    assert status == 200 and len(doc["predictions"][0]["top_k_ids"]) == K
+    status, doc = _call(server, "/v1/models/INTENTREC")  # the name itself is case-sensitive
+    assert status == 404
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=30)
+    conn.request("HEAD", "/v1/models/intentrec")
+    resp = conn.getresponse()
+    assert resp.status == 400 and resp.getheader("Content-Type") == "application/json"
+    assert resp.read() == b""
+    assert "python" not in (resp.getheader("Server") or "").lower()
+    conn.close()
+
+
+def test_json_float_inputs_take_numbers_only():
+    """Issue 13 #8: for a DT_FLOAT input numpy turned null, "1.5" and true into NaN, 1.5 and
+    1.0; TF Serving (json_tensor.cc) refuses them, and so do we."""
+    from types import SimpleNamespace
+
+    from serving.errors import ServingError
+    from serving.rest_json import json_to_array
+    from serving.tensor_codec import DT
+
+    spec = SimpleNamespace(dtype=DT.DT_FLOAT)
+    np.testing.assert_array_equal(json_to_array([[1, 2.5]], spec), np.array([[1, 2.5]], np.float32))
+    for bad, fragment in ((None, "Type: Null"), ("1.5", "Type: String"), (True, "Type: True"),
+                          ({"b64": "AA=="}, "Type: Object"), (2 ** 25, "without loss of precision"),
+                          (1e39, "without loss of precision")):
+        with pytest.raises(ServingError) as info:
+            json_to_array([[1.0, bad]], spec)
+        assert info.value.code.name == "INVALID_ARGUMENT" and fragment in info.value.message, bad
+    with pytest.raises(ServingError, match="unexpected size"):
+        json_to_array([[1.0, 2.0], [3.0]], spec)

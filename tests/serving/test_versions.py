@@ -31,8 +31,11 @@ def _states(srv):
 
 
 def test_hot_swap_under_load_has_no_failed_request(model_base, fixture_model):
+    """At least 2000 requests from 8 threads, and the load goes on until both pushed
+    versions have been swapped in (on a busy machine loading under load takes seconds)."""
     srv = start_server(model_base, file_system_poll_wait_seconds=0.05)
     total, threads = 2000, 8
+    swapped = threading.Event()
     per_thread = total // threads
     results = [[] for _ in range(threads)]
     errors = []
@@ -45,7 +48,9 @@ def test_hot_swap_under_load_has_no_failed_request(model_base, fixture_model):
 
         def worker(i):
             req = predict_request([examples[i]])
-            for _ in range(per_thread):
+            sent = 0
+            while sent < per_thread or not swapped.is_set():
+                sent += 1
                 try:
                     resp = stub.Predict(req, timeout=30)
                     results[i].append(resp.model_spec.version.value)
@@ -59,15 +64,17 @@ def test_hot_swap_under_load_has_no_failed_request(model_base, fixture_model):
             t.start()
         _wait(lambda: done[0] >= total // 4, what="first quarter")
         push_version(model_base, 2, fixture_model)
-        _wait(lambda: 2 in srv.core.manager.serving_versions() or done[0] >= total, what="v2")
+        _wait(lambda: 2 in srv.core.manager.serving_versions(), what="v2")
         _wait(lambda: done[0] >= total * 5 // 8, what="more requests")
         push_version(model_base, 3, fixture_model)
+        _wait(lambda: srv.core.manager.serving_versions() == [3], what="v3")
+        swapped.set()
         for t in ts:
             t.join(120)
         ch.close()
         assert not errors, errors[:5]
         versions = [v for r in results for v in r]
-        assert len(versions) == total
+        assert len(versions) == done[0] >= total
         assert set(versions) <= {1, 2, 3}
         assert 2 in versions or 3 in versions, "the swap never happened under load"
         for r in results:  # latest policy: a thread never goes back to an older version
@@ -198,3 +205,45 @@ def test_version_policies(model_base, fixture_model):
         assert mgr.serving_versions() == [] and not mgr.available
     finally:
         mgr.stop()
+
+
+def test_version_dirs_that_are_not_int64_are_ignored(model_base, fixture_model):
+    """Issue 13 #1: a directory named 99999999999999999999 (over int64) must not become the
+    served version (TF Serving ignores names that do not parse as int64)."""
+    from serving.versions import latest_version, parse_version
+
+    assert parse_version("9223372036854775807") == 2 ** 63 - 1
+    for name in ("99999999999999999999", "9223372036854775808", "-1", "+2", " 3", "1e3", "٣", ""):
+        assert parse_version(name) is None, name
+    for name in ("99999999999999999999", "٣", "7.tmp"):
+        shutil.copytree(fixture_model, os.path.join(model_base, name))
+    assert latest_version(model_base) == 1
+    srv = start_server(model_base)
+    try:
+        ch = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+        from tensorflow_serving.apis import model_service_pb2_grpc
+
+        assert stub.Predict(predict_request([example_bytes(0)]), timeout=30).model_spec.version.value == 1
+        req = get_model_status_pb2.GetModelStatusRequest()
+        req.model_spec.name = "intentrec"
+        status = model_service_pb2_grpc.ModelServiceStub(ch).GetModelStatus(req, timeout=30)
+        assert [s.version for s in status.model_version_status] == [1]
+        ch.close()
+    finally:
+        srv.stop(grace=1.0)
+
+
+
+def test_status_lists_newest_version_first(model_base, fixture_model):
+    """Issue 13 #5: after a swap, model_version_status[0] is the served version (TF Serving's
+    ServableStateMonitor orders versions newest first); the unloaded one stays listed as END."""
+    srv = start_server(model_base)
+    try:
+        push_version(model_base, 2, fixture_model)
+        _wait(lambda: _states(srv).get(1, ("",))[0] == "END", what="v1 unloaded")
+        resp = srv.core.status_for("intentrec", None)
+        assert [(s.version, s.state) for s in resp.model_version_status] == [
+            (2, State.AVAILABLE), (1, State.END)]
+    finally:
+        srv.stop(grace=1.0)
