@@ -9,7 +9,7 @@
 # container entrypoint that Vertex runs for every component; it also serves as the
 # Dataflow SDK container (--sdk_container_image) so that Beam workers import the same
 # code. We add Keras 3 and this repository (model/, datasets/, components/, pipeline/,
-# serving/), importable as top-level packages.
+# serving/, analysis/), importable as top-level packages.
 FROM gcr.io/tfx-oss-public/tfx:1.16.0
 
 WORKDIR /intentrec
@@ -28,6 +28,9 @@ COPY model /intentrec/model
 COPY components /intentrec/components
 COPY pipeline /intentrec/pipeline
 COPY serving /intentrec/serving
+# The `recommend` console script (pyproject) lives in analysis/ (it also does real-time
+# intent updates), so the image carries it too.
+COPY analysis /intentrec/analysis
 RUN python -m pip install --no-cache-dir --no-deps -e /intentrec
 
 ENV PYTHONPATH=/intentrec:${PYTHONPATH} \
