@@ -166,28 +166,53 @@ def evaluate(model, x, y, batch_size=256, exclude_seen=False, item_chunk=65536, 
     Returns:
         dict of metrics, plus `num_users`.
     """
+    from model.batching import bucket_boundaries, history_lengths
+
     num = len(y["item"])
-    starts = range(0, num, batch_size)
+    items = np.asarray(x["item"])
+    # Users are scored in batches of one length bucket, each cut to that length (as the
+    # training batches): a short-history log is not scored over max_len positions. Every
+    # batch is padded to `batch_size` rows, so each bucket compiles one forward pass.
+    boundaries = bucket_boundaries(items.shape[1], 4)
+    bucket = np.searchsorted(boundaries, np.maximum(history_lengths(items), 1))
+    batches = [(boundaries[b], rows[lo:lo + batch_size]) for b in range(len(boundaries))
+               for rows in [np.flatnonzero(bucket == b)] for lo in range(0, len(rows), batch_size)]
     if progress is not None:
-        starts = progress(starts)
-    ranks, hits = [], {h.name: [] for h in getattr(model, "intent_heads", [])}
-    for start in starts:
-        sl = slice(start, start + batch_size)
-        inputs = {name: x[name][sl] for name in model.input_names}
-        outputs = model(inputs, training=False)
-        history = ((seen.padded(start, start + batch_size) if seen is not None else inputs["item"])
-                   if exclude_seen else None)
+        batches = progress(batches)
+    ranks = np.zeros(num, np.float64)
+    hits = {h.name: np.zeros(num, np.float64) for h in getattr(model, "intent_heads", [])}
+    for length, rows in batches:
+        fill = batch_size - len(rows) if num > batch_size else 0
+        inputs = {name: _rows_padded(x[name], rows, length, fill) for name in model.input_names}
+        outputs = {k: v[: len(rows)] for k, v in forward(model, inputs).items()}
+        window = inputs["item"][: len(rows)]
+        history = (seen.take(rows).padded() if seen is not None else window) if exclude_seen else None
+        targets = y["item"][rows, -1]
         if getattr(model, "has_item_score_terms", False):  # intent / copy terms: score the catalogue at once
-            scores = model.item_scores(outputs, inputs["item"], last_only=True)
-            ranks.append(dense_ranks(scores, y["item"][sl, -1], history))
+            scores = model.item_scores(outputs, window, last_only=True)
+            ranks[rows] = dense_ranks(scores, targets, history)
         else:
-            ranks.append(target_ranks(outputs["item_hidden"][:, -1], y["item"][sl, -1], model.item_head,
-                                      history=history, item_chunk=item_chunk))
+            ranks[rows] = target_ranks(outputs["item_hidden"][:, -1], targets, model.item_head,
+                                       history=history, item_chunk=item_chunk)
         for head in getattr(model, "intent_heads", []):
             probs = ops.convert_to_numpy(outputs[f"intent_{head.name}"][:, -1])
-            hits[head.name].append(intent_hits(probs, y[head.name][sl, -1], head.kind))
-    metrics = ranking_metrics(np.concatenate(ranks)) if ranks else {}
+            hits[head.name][rows] = intent_hits(probs, y[head.name][rows, -1], head.kind)
+    metrics = ranking_metrics(ranks) if num else {}
     for name, values in hits.items():
-        metrics[f"intent_accuracy/{name}"] = float(np.mean(np.concatenate(values)))
+        metrics[f"intent_accuracy/{name}"] = float(np.mean(values)) if num else float("nan")
     metrics["num_users"] = int(num)
     return metrics
+
+
+def _rows_padded(array, rows, length, fill):
+    """array[rows, -length:] followed by `fill` all-zero rows (ids 0: padding)."""
+    out = np.asarray(array)[rows, -length:]
+    if fill:
+        out = np.concatenate([out, np.zeros((fill,) + out.shape[1:], out.dtype)])
+    return out
+
+
+def forward(model, inputs) -> dict:
+    """The model's outputs for one batch through its compiled predict function (traced
+    once per input shape), not op by op."""
+    return model.predict_on_batch(inputs)
