@@ -103,10 +103,10 @@ def last_event_features(dataset, table: IntentTable) -> Optional[np.ndarray]:
 def run(args) -> dict:
     import datasets
 
-    from model.train import parse_data_args
+    from datasets.cli import parse_key_values
 
     started = time.perf_counter()
-    dataset = datasets.resolve(args.dataset, **parse_data_args(args.data_arg))
+    dataset = datasets.resolve(args.dataset, **parse_key_values(args.data_arg))
     print(f"[data] {dataset.name}: {len(dataset.interactions):,} interactions, {dataset.num_users:,} users")
     model = load_intent_model(args.model, dataset=dataset, preprocessor=args.preprocessor)
     print(f"[model] {model.describe()}")

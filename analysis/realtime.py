@@ -340,9 +340,9 @@ def main(argv=None) -> int:
     if args.dataset:
         import datasets
 
-        from model.train import parse_data_args
+        from datasets.cli import parse_key_values
 
-        dataset = datasets.resolve(args.dataset, **parse_data_args(args.data_arg))
+        dataset = datasets.resolve(args.dataset, **parse_key_values(args.data_arg))
     if args.history:
         from serving.history import load_history
 

@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+from datasets.cli import add_dataset_arguments, dataset_from_args
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 # The IntentRec backbone before issue 12 (the paper's: FC + LayerNorm input, timestamp
@@ -205,8 +207,7 @@ def table(study: str, rows: list, results: dict, reference: str) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="synthetic-small")
-    p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE")
+    add_dataset_arguments(p, default="synthetic-small")
     p.add_argument("--study", default="backbone", choices=sorted(STUDIES))
     p.add_argument("--rows", default=None, help="comma-separated row ids (default: every row of the study)")
     p.add_argument("--seeds", type=int, default=3)
@@ -225,12 +226,11 @@ def main(argv=None):
 
     import datasets
     from model import training
-    from model.train import parse_data_args, parse_overrides
+    from model.train import parse_overrides
 
     train_cfg = training.TrainConfig(verbose=1, **parse_overrides(args.train, training.TrainConfig))
     train_key = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in ("seed", "verbose")}
-    data_kwargs = parse_data_args(args.data_arg)
-    dataset = datasets.resolve(args.dataset, **data_kwargs)
+    dataset, data_kwargs = dataset_from_args(args)
     encoded = datasets.encode(dataset, train_windows=train_cfg.train_windows)
     rows = STUDIES[args.study]
     if args.rows:

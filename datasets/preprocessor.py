@@ -16,8 +16,20 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from datasets.feature_spec import DAY_OF_WEEK, HOUR_OF_DAY, FeatureSpec, derived_time_features
-from datasets.schema import ITEM, NUM_RESERVED_IDS, PAD_ID, SECONDS_PER_DAY, TIMESTAMP, WEIGHT, InteractionSchema
+from datasets.feature_spec import (
+    DAY_OF_WEEK,
+    HOUR_OF_DAY,
+    FeatureSpec,
+    derived_time_features,
+)
+from datasets.schema import (
+    ITEM,
+    PAD_ID,
+    SECONDS_PER_DAY,
+    TIMESTAMP,
+    WEIGHT,
+    InteractionSchema,
+)
 from datasets.vocabulary import Vocabulary, fit_multi_vocab, multi_hot_table
 
 _RESERVED_KEYS = ("item", "time")

@@ -4,16 +4,15 @@ import keras
 from keras import layers, ops
 
 from datasets.schema import NUM_RESERVED_IDS
-
 from model import masks
 from model.config import IntentRecConfig
 from model.feature_constructor import InputFeatureConstructor
-from model.intent_aggregation import IntentAggregation
 from model.inputs import sequence_inputs
+from model.intent_aggregation import IntentAggregation
 from model.intent_loss import intent_loss
-from model.keras_compat import track_layer
 from model.item_head import ItemHead
 from model.item_scores import IntentItemScore, RepeatScore, mix_with_history
+from model.keras_compat import track_layer
 from model.position_embedding import PositionEmbedding
 from model.short_term_encoder import ShortTermEncoder
 from model.tied_item_head import TiedItemHead

@@ -24,6 +24,7 @@ import sys
 import keras
 
 import datasets
+from datasets.cli import add_dataset_arguments, dataset_from_args
 from datasets.feature_spec import DEFAULT_MAX_LEN
 from model import IntentRec, IntentRecConfig, training
 from model.config import VARIANTS
@@ -48,9 +49,7 @@ def parse_overrides(pairs, target_cls):
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="synthetic", help=f"dataset name or alias ({', '.join(datasets.aliases())})")
-    p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="adapter argument, e.g. path=../shared/data/ml-100k or num_users=2000")
+    add_dataset_arguments(p)
     p.add_argument("--variant", default=IntentRecConfig.variant, choices=list(VARIANTS))
     p.add_argument("--intents", default=None, help="comma-separated intent heads to keep (default: all)")
     p.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN, help="n, the latest interactions per user")
@@ -63,12 +62,11 @@ def build_parser():
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    data_kwargs = parse_data_args(args.data_arg)
     train_cfg = training.TrainConfig(seed=args.seed, **parse_overrides(args.train, training.TrainConfig))
     if sys.stdout.isatty():
         train_cfg.verbose = 2
 
-    dataset = datasets.resolve(args.dataset, **data_kwargs)
+    dataset, data_kwargs = dataset_from_args(args)
     print(f"[data] {dataset.name}: {len(dataset.interactions):,} interactions")
     print(dataset.report.summary())
     encoded = datasets.encode(dataset, max_len=args.max_len, train_windows=train_cfg.train_windows)
@@ -111,17 +109,6 @@ def main(argv=None) -> dict:
     print_table(report)
     print(f"[out] {out}/metrics.json, {out}/model.keras, {out}/preprocessor.json")
     return report
-
-
-def parse_data_args(pairs):
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def print_table(report):

@@ -16,7 +16,6 @@ from typing import Union
 
 import keras
 import numpy as np
-from keras import ops
 
 from datasets.schema import NUM_RESERVED_IDS
 from model import evaluation, keras_compat, reference

@@ -25,10 +25,32 @@ Protocol (docs/experiments.md):
 """
 
 from bench.paper_tables.cli import build_parser, main
-from bench.paper_tables.report import (assemble_report, build_tables, compare, markdown, metric_values, plot,
-                                       summarize, t_test)
-from bench.paper_tables.rows import GRIDS, Row, build_model, build_rows, grid_configs, training_order
-from bench.paper_tables.runner import Runner, git_state, invalid_reason, load_cache, run_key, train_one
+from bench.paper_tables.report import (
+                                       assemble_report,
+                                       build_tables,
+                                       compare,
+                                       markdown,
+                                       metric_values,
+                                       plot,
+                                       summarize,
+                                       t_test,
+)
+from bench.paper_tables.rows import (
+                                       GRIDS,
+                                       Row,
+                                       build_model,
+                                       build_rows,
+                                       grid_configs,
+                                       training_order,
+)
+from bench.paper_tables.runner import (
+                                       Runner,
+                                       git_state,
+                                       invalid_reason,
+                                       load_cache,
+                                       run_key,
+                                       train_one,
+)
 
 __all__ = ["GRIDS", "Row", "Runner", "assemble_report", "build_model", "build_parser", "build_rows", "build_tables",
            "compare", "git_state", "grid_configs", "invalid_reason", "load_cache", "main", "markdown",

@@ -14,15 +14,21 @@ import sys
 import time
 
 from bench.paper_tables.report import assemble_report, markdown, plot
-from bench.paper_tables.rows import GRIDS, SELECTION_METRIC, build_rows, grid_configs, training_order
+from bench.paper_tables.rows import (
+    GRIDS,
+    SELECTION_METRIC,
+    build_rows,
+    grid_configs,
+    training_order,
+)
 from bench.paper_tables.runner import REPO, Runner
+from datasets.cli import add_dataset_arguments
 from datasets.feature_spec import DEFAULT_MAX_LEN
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="synthetic", help="dataset alias or adapter:path (see datasets.aliases())")
-    p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE", help="adapter argument")
+    add_dataset_arguments(p)
     p.add_argument("--seeds", type=int, default=None, help="seeds per row (default 5; 1 with --quick)")
     p.add_argument("--grid", choices=sorted(GRIDS), default=None,
                    help="tuning grid, learning rate x dropout x width, the same for every row (default small; "
@@ -67,8 +73,9 @@ def main(argv=None) -> dict:
     import keras
 
     import datasets
+    from datasets.cli import parse_key_values
     from model import training
-    from model.train import parse_data_args, parse_overrides
+    from model.train import parse_overrides
 
     quick = args.quick
     seeds = list(range(args.seeds if args.seeds is not None else (1 if quick else 5)))
@@ -76,7 +83,7 @@ def main(argv=None) -> dict:
     grid = grid_configs(GRIDS[grid_name])
     max_len = args.max_len or (20 if quick else DEFAULT_MAX_LEN)
 
-    data_kwargs = parse_data_args(args.data_arg)
+    data_kwargs = parse_key_values(args.data_arg)
     if quick and args.dataset.startswith("synthetic") and "num_users" not in data_kwargs:
         data_kwargs["num_users"] = 200
     train = parse_overrides(args.train, training.TrainConfig)

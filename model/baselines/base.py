@@ -4,11 +4,11 @@ import keras
 
 from model import training as training_lib
 from model.baselines.config import BaselineConfig
-from model.tied_item_head import TiedItemHead
 from model.intent_loss import intent_loss
 from model.intentrec import IntentRec
 from model.item_head import ItemHead
 from model.keras_compat import track_layer
+from model.tied_item_head import TiedItemHead
 
 
 def build_item_head(cfg: BaselineConfig, tied_embedding=None):

@@ -6,9 +6,9 @@ from keras import layers, ops
 from model import masks
 from model.baselines.base import SequenceBaseline, build_item_head
 from model.baselines.cloze_masking import ClozeMasking
-from model.position_embedding import PositionEmbedding
-from model.inputs import sequence_inputs
 from model.feature_constructor import InputFeatureConstructor
+from model.inputs import sequence_inputs
+from model.position_embedding import PositionEmbedding
 from model.transformer_encoder import TransformerEncoder
 
 

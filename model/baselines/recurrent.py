@@ -1,13 +1,12 @@
 """Recurrent next-item + intent model (shared by `LSTMRec` and `GRURec`)."""
 
-import keras
 from keras import layers
 
 from model import masks
 from model.baselines import multitask
 from model.baselines.base import SequenceBaseline, build_item_head
-from model.inputs import sequence_inputs
 from model.feature_constructor import InputFeatureConstructor
+from model.inputs import sequence_inputs
 
 
 class RecurrentRec(SequenceBaseline):
@@ -25,7 +24,6 @@ class RecurrentRec(SequenceBaseline):
     cell = None
 
     def build_graph(self, cfg):
-        n = cfg.max_len
         inputs = sequence_inputs(cfg.feature_spec, ["item"])
         embed = InputFeatureConstructor(cfg.item_vocab_size, cfg.d_model, name="input_features")
         rnn_cls = {"lstm": layers.LSTM, "gru": layers.GRU}[self.cell]

@@ -7,8 +7,8 @@ from model import masks
 from model.baselines import multitask
 from model.baselines.base import SequenceBaseline, build_item_head
 from model.baselines.random_window_mask import RandomWindowMask
-from model.inputs import sequence_inputs
 from model.feature_constructor import InputFeatureConstructor
+from model.inputs import sequence_inputs
 from model.transformer_encoder import TransformerEncoder
 
 _NEG = -1e9

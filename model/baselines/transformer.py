@@ -6,8 +6,8 @@ from keras import layers, ops
 from model import masks
 from model.baselines import multitask
 from model.baselines.base import SequenceBaseline, build_item_head
-from model.inputs import sequence_inputs
 from model.feature_constructor import InputFeatureConstructor
+from model.inputs import sequence_inputs
 from model.time_encoding import TimeEncoding
 from model.transformer_encoder import TransformerEncoder
 
@@ -24,7 +24,6 @@ class TransformerRec(SequenceBaseline):
     """
 
     def build_graph(self, cfg):
-        n = cfg.max_len
         inputs = sequence_inputs(cfg.feature_spec, ["item"])
         embed = InputFeatureConstructor(cfg.item_vocab_size, cfg.d_model, name="input_features")
         position_encoding = TimeEncoding(cfg.d_model, time_unit_hours=1.0, name="position_encoding")
