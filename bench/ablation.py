@@ -82,6 +82,9 @@ STUDIES = {
         _row("v3_lambda_1", "V3, λ = 1", variant="v3", intent_loss_weight=1.0, **SASREC_BACKBONE),
         _row("v3_intent_score_lambda_1", "V3 + intent item score, λ = 1", variant="v3", intent_item_score=True,
              intent_loss_weight=1.0, **SASREC_BACKBONE),
+        _row("v3_repeat", "V3 + copy score", variant="v3", repeat_score=True, **SASREC_BACKBONE),
+        _row("v3_intent_score_repeat", "V3 + intent item score + copy score", variant="v3", intent_item_score=True,
+             repeat_score=True, **SASREC_BACKBONE),
     ],
     # Issue 15: re-consumption (synthetic continue/rewatch sessions, e-commerce re-views).
     "repeat": [
