@@ -4,6 +4,7 @@
     python -m bench.train_speed --grid cpu            # small shapes for a CPU (alias --preset cpu)
     python -m bench.train_speed --grid quick          # smoke run (tests)
     python -m bench.train_speed --models intentrec --modes naive,chunked --n 200 --items 3706
+    python -m bench.train_speed short-history         # epoch time with and without length buckets
 
 Needs only numpy and Keras 3 on a backend (JAX on the GPU machine, which has no
 TensorFlow; TensorFlow works too). Batches are random numpy arrays shaped like an
@@ -56,7 +57,9 @@ one forward and two backward matmuls):
 
 Modules: `cases` (the configurations and grids), `models` (synthetic batches, the
 models, FLOP counts), `measure` (devices, memory, `run_case`), `report` (the table),
-`cli` (the grid run), `accuracy` (the companion run: NDCG@10 per item loss).
+`cli` (the grid run), `accuracy` and `short_history` (the companion runs: NDCG@10
+per item loss; seconds per epoch with and without length buckets on a Beauty-like
+short-history shape).
 """
 
 from bench.train_speed.accuracy import accuracy_main
@@ -73,10 +76,11 @@ from bench.train_speed.measure import (
 )
 from bench.train_speed.models import build, head_activation_bytes, synthetic_batches, train_flops
 from bench.train_speed.report import BASELINES, COLUMNS, speedups, table
+from bench.train_speed.short_history import short_history_main
 
 __all__ = [
     "BASELINES", "COLUMNS", "MODES", "MODE_CONFIG", "Case", "CaseTimeout", "CommitState", "accuracy_main", "build",
     "device_kind", "device_memory", "environment", "estimated_full_bytes", "feature_spec", "grid",
-    "head_activation_bytes", "main", "matmul_peak", "reset_peak_rss", "run_case",
+    "head_activation_bytes", "main", "matmul_peak", "reset_peak_rss", "run_case", "short_history_main",
     "speedups", "synthetic_batches", "table", "train_flops",
 ]

@@ -1,6 +1,6 @@
 """`python -m bench.train_speed`: the grid run (a case at a time, with a time budget and
 a per-case cap, JSON rewritten after every case), and the dispatch to the companion
-run `accuracy`."""
+runs (`accuracy`, `short-history`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from bench.train_speed.accuracy import accuracy_main
 from bench.train_speed.cases import MODES, Case, grid
 from bench.train_speed.measure import device_kind, environment, matmul_peak, run_case
 from bench.train_speed.report import BASELINES, table
+from bench.train_speed.short_history import short_history_main
 from model.transformer_encoder import set_flash_attention
 
 
@@ -39,6 +40,8 @@ def main(argv=None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["accuracy"]:
         return accuracy_main(argv[1:])
+    if argv[:1] == ["short-history"]:
+        return short_history_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m bench.train_speed", description=sys.modules[__package__].__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grid", "--preset", dest="grid", default=None, choices=["gpu", "cpu", "quick"],

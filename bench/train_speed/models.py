@@ -16,11 +16,12 @@ from model.intent_aggregation import IntentAggregation
 from model.transformer_encoder import TransformerBlock
 
 
-def synthetic_batches(spec: dict, n: int, num: int, seed: int = 0):
+def synthetic_batches(spec: dict, n: int, num: int, seed: int = 0, lengths: np.ndarray | None = None):
     """`num` left-padded sequences `(x, y)` with lengths uniform in [2, n]
-    (about half the positions labelled, like MovieLens-1M at n = 200)."""
+    (about half the positions labelled, like MovieLens-1M at n = 200), or `lengths`."""
     rng = np.random.default_rng(seed)
-    lengths = rng.integers(2, n + 1, num)
+    if lengths is None:
+        lengths = rng.integers(2, n + 1, num)
     valid = np.arange(n)[None, :] >= (n - lengths)[:, None]
 
     def ids(size):
