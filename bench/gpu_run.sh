@@ -16,6 +16,9 @@
 # Locally (JAX CPU, tiny shapes) the same logic runs with
 #   OUT=/tmp/gpu_out GRID=quick STEPS=2 BUDGET=60 PY=/path/to/python3.12 bash bench/gpu_run.sh
 set -u
+# A bench killed by a signal or a timeout must not look like a success behind `| tee`.
+set -o pipefail
+status=0
 OUT=${OUT:-/tmp/gpu_run_out}
 GRID=${GRID:-gpu}
 STEPS=${STEPS:-20}
@@ -48,8 +51,10 @@ EOF
 
 bench() {  # $1: JSON name, $2: time budget
   timeout $(( $2 + CASE_S + 60 )) "$PY" -m bench.train_speed --grid "$GRID" --steps "$STEPS" \
-    --time-budget "$2" --case-timeout "$CASE_S" --out "$OUT/$1" 2>&1 | grep -v "^WARNING: All log messages" \
+    --time-budget "$2" --case-timeout "$CASE_S" --out "$OUT/$1" 2>&1 | { grep -v "^WARNING: All log messages" || true; } \
     | tee -a "$OUT/log.txt"
+  local rc=$?
+  [ "$rc" -eq 0 ] || { log "bench exited with status $rc"; status=$rc; }
 }
 log "bench start"
 bench train_speed_h100.json "$BUDGET"
@@ -63,4 +68,5 @@ if [ "$measured" = "0" ] && ls .whl/alt/*.whl >/dev/null 2>&1; then
   left=$(( BUDGET - ($(date +%s) - t0) ))
   bench train_speed_h100_alt.json $(( left > 60 ? left : 60 ))
 fi
-log "done"
+log "done (exit status $status)"
+exit "$status"
