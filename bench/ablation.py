@@ -85,6 +85,9 @@ STUDIES = {
         _row("v3_repeat", "V3 + copy score", variant="v3", repeat_score=True, **SASREC_BACKBONE),
         _row("v3_intent_score_repeat", "V3 + intent item score + copy score", variant="v3", intent_item_score=True,
              repeat_score=True, **SASREC_BACKBONE),
+        _row("v3_intent_score_repeat_dense_intents", "V3 + intent score + copy, intent encoder FC+LayerNorm",
+             variant="v3", intent_item_score=True, repeat_score=True,
+             **{**SASREC_BACKBONE, "intent_input_projection": "dense_norm"}),
     ],
     # Issue 15: re-consumption (synthetic continue/rewatch sessions, e-commerce re-views).
     "repeat": [
@@ -94,6 +97,9 @@ STUDIES = {
         _row("v3_repeat_intent_score", "V3 + copy score + intent item score", variant="v3", repeat_score=True,
              intent_item_score=True, **SASREC_BACKBONE),
         _row("v0_repeat", "V0 + copy score", variant="v0", repeat_score=True, **SASREC_BACKBONE),
+        _row("v3_repeat_intent_score_dense_intents", "V3 + copy + intent score, intent encoder FC+LayerNorm",
+             variant="v3", repeat_score=True, intent_item_score=True,
+             **{**SASREC_BACKBONE, "intent_input_projection": "dense_norm"}),
     ],
 }
 REFERENCE = {"backbone": "v0_old", "intents": "v3", "repeat": "v3"}

@@ -132,6 +132,9 @@ class IntentRecConfig(ModelConfig):
     # (× √d, as SASRec) and adds an FC projection of the other features, so the item's
     # identity reaches the encoder unmixed.
     input_projection: Literal["dense_norm", "item_plus_dense"] = "dense_norm"
+    # The same choice for the intent encoder of V2/V3 (None: as `input_projection`). Its
+    # job is to predict intents from all the metadata, not to score items.
+    intent_input_projection: Optional[Literal["dense_norm", "item_plus_dense"]] = None
     # Score items with the input item embeddings (+ a per-item bias), as SASRec: one
     # table learns from both sides, which rare items need. Needs item width = d_model.
     tie_item_embeddings: bool = False
@@ -159,11 +162,14 @@ class IntentRecConfig(ModelConfig):
         if self.tie_item_embeddings and self.item_embedding_dim != self.d_model:
             raise ValueError(f"tie_item_embeddings needs item_embedding_dim == d_model, got "
                              f"{self.item_embedding_dim} != {self.d_model}")
-        if self.input_projection not in ("dense_norm", "item_plus_dense"):
-            raise ValueError(f"input_projection must be 'dense_norm' or 'item_plus_dense', "
-                             f"got {self.input_projection!r}")
-        if self.input_projection == "item_plus_dense" and self.item_embedding_dim != self.d_model:
-            raise ValueError("input_projection='item_plus_dense' needs item_embedding_dim == d_model")
+        if self.intent_input_projection is None:
+            self.intent_input_projection = self.input_projection
+        for name in ("input_projection", "intent_input_projection"):
+            value = getattr(self, name)
+            if value not in ("dense_norm", "item_plus_dense"):
+                raise ValueError(f"{name} must be 'dense_norm' or 'item_plus_dense', got {value!r}")
+            if value == "item_plus_dense" and self.item_embedding_dim != self.d_model:
+                raise ValueError(f"{name}='item_plus_dense' needs item_embedding_dim == d_model")
 
     @property
     def use_intents(self) -> bool:

@@ -93,8 +93,9 @@ class IntentRec(keras.Model):
         time_unit_hours = 24.0 if cfg.has_timestamps else 1.0
         item_width = cfg.item_embedding_dim
 
-        def encoder_stack(prefix, num_layers):
+        def encoder_stack(prefix, num_layers, projection):
             stack = {
+                "projection": projection,
                 "fc": layers.Dense(cfg.d_model, name=f"{prefix}_input_fc"),
                 "encoder": TransformerEncoder(
                     num_layers=num_layers,
@@ -105,19 +106,22 @@ class IntentRec(keras.Model):
                     name=f"{prefix}_encoder",
                 ),
             }
-            if cfg.input_projection == "dense_norm":
+            if projection == "dense_norm":
                 stack["norm"] = layers.LayerNormalization(epsilon=1e-6, name=f"{prefix}_input_norm")
             if cfg.time_encoding:
                 stack["time"] = TimeEncoding(cfg.d_model, time_unit_hours=time_unit_hours,
                                              name=f"{prefix}_time_encoding")
             if cfg.position_embedding:
                 # item_plus_dense: P is added to the √d-scaled item embedding, as SASRec.
-                scale = cfg.d_model ** 0.5 if cfg.input_projection == "item_plus_dense" else 1.0
+                scale = cfg.d_model ** 0.5 if projection == "item_plus_dense" else 1.0
                 stack["position"] = PositionEmbedding(n, scale=scale, name=f"{prefix}_position_embedding")
             return stack
 
-        intent_stack = encoder_stack("intent", cfg.intent_layers)
-        item_stack = encoder_stack("item", cfg.item_layers) if cfg.hierarchical else None
+        # The item encoder (the shared one in V0/V1) keeps `input_projection`; a separate
+        # intent encoder (V2/V3) may read its inputs the paper's way.
+        intent_projection = cfg.intent_input_projection if cfg.hierarchical else cfg.input_projection
+        intent_stack = encoder_stack("intent", cfg.intent_layers, intent_projection)
+        item_stack = encoder_stack("item", cfg.item_layers, cfg.input_projection) if cfg.hierarchical else None
         head_layers = {h.name: layers.Dense(h.num_classes, name=f"intent_head_{h.name}") for h in heads}
         aggregation = IntentAggregation(len(heads), cfg.d_proj, name="intent_aggregation") if cfg.hierarchical else None
         input_dropout = layers.Dropout(cfg.dropout, name="input_dropout")
@@ -129,7 +133,7 @@ class IntentRec(keras.Model):
 
         def encode(stack, features):
             """features `[batch, seq, d_in]` (the item embedding first) → `[batch, seq, d_model]`."""
-            if cfg.input_projection == "dense_norm":
+            if stack["projection"] == "dense_norm":
                 x = stack["norm"](stack["fc"](features))
                 if "position" in stack:
                     x = stack["position"](x)
