@@ -22,7 +22,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE_FILES = {
     "example_gen": ("components/sequence_example_gen.py", "datasets"),
     "transform": ("pipeline/preprocessing.py", "datasets/schema.py"),
-    "trainer": ("pipeline/trainer.py", "pipeline/preprocessing.py", "model", "serving/export.py",
+    "trainer": ("pipeline/trainer.py", "pipeline/preprocessing.py", "model", "pipeline/export.py",
                 "serving/contract.py", "serving/examples.py", "serving/warmup.py"),
     "evaluator": ("components/metrics.py",),
 }

@@ -146,7 +146,7 @@ def run_fn(fn_args) -> None:
     import tensorflow_transform as tft
 
     from pipeline import preprocessing as pp
-    from serving.export import export_serving_model
+    from pipeline.export import export_serving_model
 
     custom = dict(fn_args.custom_config or {})
     cfg = pp.PreprocessingConfig.from_custom_config(custom)

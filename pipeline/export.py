@@ -2,6 +2,8 @@
 
 Written by the pipeline's Trainer (`pipeline/trainer.py`) into the Model artifact's
 serving directory; the Pusher copies it to ``<serving_root>/<model_name>/<version>/``.
+It lives next to the trainer because it builds the serving graph from training-time code
+(the Transform output, `pipeline.preprocessing`); `serving/` only reads what it writes.
 Signatures and output names are `serving/contract.py`'s:
 
 - ``serving_default``: ``examples`` (DT_STRING [batch], serialized tf.Example with the
