@@ -229,7 +229,7 @@ def _titles_from_dataset(dataset) -> dict:
 
 
 # --------------------------------------------------------------------------------------
-# TF-Serving SavedModel (serving/export.py layout)
+# TF-Serving SavedModel (pipeline/export.py layout)
 # --------------------------------------------------------------------------------------
 class SavedModelIntentModel(IntentModel):
     """A pushed SavedModel called through its `serving_default` (tf.Example) signature.

@@ -29,6 +29,7 @@ ML100K = "/work/shared/data/ml-100k"
 
 
 def _config(name, root, data, args, *, epochs, batch_size, workers, titles=None):
+    from model.training import TrainConfig
     from pipeline import configs
 
     hparams = json.loads(args.hparams)
@@ -39,8 +40,8 @@ def _config(name, root, data, args, *, epochs, batch_size, workers, titles=None)
         data=data,
         max_len=args.max_len,
         top_k=10,
-        training=configs.TrainingConfig(hparams=hparams, epochs=epochs, batch_size=batch_size,
-                                        learning_rate=args.learning_rate),
+        hparams=hparams,
+        training=TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=args.learning_rate),
         evaluation=configs.EvaluationConfig(floor=0.0),
         beam_pipeline_args=configs.direct_runner_args(workers),
         item_titles_path=titles,

@@ -29,7 +29,7 @@ REPORT_FILE = "data_report.txt"
 SCHEMA_FILE = "schema.pbtxt"
 BASELINE_STATS_FILE = "baseline_stats.pb"
 # Features whose string domain is never meaningful (ids, slices).
-UNBOUNDED_STRING_FEATURES = ("item_id", "user_id", "history_bucket")
+UNBOUNDED_STRING_FEATURES = ("item_id", "user_id", "history_bucket", "seen_item_id")
 
 
 class DataReport(artifact.Artifact):

@@ -12,7 +12,11 @@ script), at the last position of each eval/test example:
 - ``recall@k``: the target item is among the top k (a target unknown to the training
   vocabulary (OOV) is a miss); ``ndcg@k``: 1 / log2(rank + 2) when it is, else 0 (one
   relevant item, so IDCG = 1). The ranking is the exported model's (padding and OOV
-  are never recommended).
+  are never recommended), so the seen-item filter is the one validation used: when the
+  run excludes seen items, the model drops the example's window and, with the
+  whole-history filter, the ``seen_item_id`` list every test example carries (the
+  user's history before the target); a seen target is then a miss, as in
+  `model.evaluation`.
 - ``intent_accuracy/<head>``: the most probable non-reserved value is (one of) the
   true next values.
 

@@ -28,7 +28,11 @@ Each tf.Example holds list features, one value per interaction (see
 per categorical and multi-label column ("|"-joined labels), one float list per
 numeric column (NaN = missing) and ``weight``; plus scalars ``label_mode``
 (1 train, 2 eval/test; serving requests leave it out = 0), ``user_id``,
-``history_length`` and ``history_bucket`` (for evaluation slices).
+``history_length`` and ``history_bucket`` (for evaluation slices). Eval/test
+examples also list in ``seen_item_id`` every distinct item of the user's whole history
+before the target (not only the n written): the seen-item filter of the evaluation
+(`datasets.encoder.Split.seen`). Train examples carry it empty, so that the schema
+inferred from the train split has it.
 
 Sources (``source_config``, a JSON string):
 
@@ -82,6 +86,7 @@ LABEL_MODE_SERVE, LABEL_MODE_TRAIN, LABEL_MODE_EVAL = 0, 1, 2
 # analyzers skip it (vocabularies and statistics count every training row once).
 LABEL_MODE_TRAIN_WINDOW = 3
 USER_FEATURE = "user_id"
+SEEN_ITEMS = "seen_item_id"
 HISTORY_LENGTH = "history_length"
 HISTORY_BUCKET = "history_bucket"
 # Upper bounds (inclusive) of the history-length evaluation slices.
@@ -137,8 +142,9 @@ def _floats(values) -> tf.train.Feature:
 
 
 def make_sequence_example(user_id: str, rows: Dict[str, np.ndarray], schema: InteractionSchema,
-                          label_mode: int, history_length: int) -> tf.train.Example:
-    """One tf.Example from column arrays of one user's (already sliced) interactions."""
+                          label_mode: int, history_length: int, seen=()) -> tf.train.Example:
+    """One tf.Example from column arrays of one user's (already sliced) interactions;
+    `seen`: the items of the user's history before the target (eval/test)."""
     f = {
         USER_FEATURE: _bytes([user_id]),
         ITEM: _bytes(rows[ITEM]),
@@ -146,6 +152,7 @@ def make_sequence_example(user_id: str, rows: Dict[str, np.ndarray], schema: Int
         LABEL_MODE: _ints([label_mode]),
         HISTORY_LENGTH: _ints([history_length]),
         HISTORY_BUCKET: _bytes([history_bucket(history_length)]),
+        SEEN_ITEMS: _bytes(dict.fromkeys(seen)),  # distinct, in order: a filter, not a sequence
     }
     for c in (*schema.categorical, *schema.multi_label):
         f[c] = _bytes(rows[c])
@@ -194,10 +201,11 @@ def user_examples(user_id: str, rows: Dict[str, np.ndarray], schema: Interaction
                 e -= n
     if m >= 3:
         # eval: s[:-1] -> inputs s[:-2], target s[-2]; test: s -> inputs s[:-1], target s[-1].
+        items = rows[ITEM]
         out.append(("eval", make_sequence_example(user_id, take(max(0, m - 1 - (n + 1)), m - 1), schema,
-                                                  LABEL_MODE_EVAL, history_length=m - 2)))
+                                                  LABEL_MODE_EVAL, history_length=m - 2, seen=items[:m - 2])))
         out.append(("test", make_sequence_example(user_id, take(max(0, m - (n + 1)), m), schema,
-                                                  LABEL_MODE_EVAL, history_length=m - 1)))
+                                                  LABEL_MODE_EVAL, history_length=m - 1, seen=items[:m - 1])))
     return out
 
 
@@ -523,4 +531,4 @@ class SequenceExampleGen(example_gen_component.FileBasedExampleGen):
 
 __all__ = ["SequenceExampleGen", "RejectedRows", "user_examples", "make_sequence_example", "SPLITS",
            "LABEL_MODE", "LABEL_MODE_SERVE", "LABEL_MODE_TRAIN", "LABEL_MODE_EVAL", "LABEL_MODE_TRAIN_WINDOW", "HISTORY_BUCKET",
-           "HISTORY_LENGTH", "USER_FEATURE"]
+           "HISTORY_LENGTH", "USER_FEATURE", "SEEN_ITEMS"]

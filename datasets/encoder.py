@@ -17,7 +17,8 @@ they are kept deliberately simple. Per user, interactions s_1..s_m sorted by tim
 
 Vocabularies (items, each categorical incl. derived `hour_of_day`/`day_of_week`,
 each multi-label) are fitted on the training portion only: 0 = padding, 1 = OOV
-(unknown or missing value), 2.. = values by descending frequency, ties by value.
+(unknown or missing value), 2.. = values by descending frequency, ties by descending
+value (TensorFlow Transform's order: the pipeline's Transform gives the same ids).
 See docs/datasets.md for the full specification.
 """
 

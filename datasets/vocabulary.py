@@ -1,8 +1,9 @@
 """Vocabularies of the numpy encoder: value <-> id, multi-hot tables.
 
 Ids (ARCHITECTURE.md §2): 0 = padding, 1 = OOV (unknown or missing value), 2.. = values
-by descending training frequency, ties by value. The TFX Transform graph
-(`pipeline/preprocessing.py`) builds the same vocabularies.
+by descending training frequency, ties by descending value (byte order). That is
+TensorFlow Transform's fixed order, so the TFX Transform graph
+(`pipeline/preprocessing.py`) gives every value the same id.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Vocabulary:
 
     @classmethod
     def fit(cls, values: Union[pd.Series, np.ndarray], weights: Optional[np.ndarray] = None) -> "Vocabulary":
-        """From observed values (missing = '' or None excluded); frequency desc, ties by value."""
+        """From observed values (missing = '' or None excluded); frequency desc, ties by value desc."""
         s = pd.Series(values, dtype=object)
         if weights is None:
             vc = s[s.notna()].astype(str).value_counts(sort=False)
@@ -38,7 +39,7 @@ class Vocabulary:
             vc = pd.Series(weights, index=s.astype(str).to_numpy()).groupby(level=0, sort=False).sum()
         vc = vc[vc.index != ""]
         vc = vc[vc > 0]
-        order = sorted(zip(vc.index, vc.to_numpy()), key=lambda kv: (-kv[1], kv[0]))
+        order = _tft_order(zip(vc.index, vc.to_numpy()))
         return cls([k for k, _ in order], [int(c) for _, c in order])
 
     def __len__(self) -> int:
@@ -97,7 +98,13 @@ def fit_multi_vocab(values: pd.Series) -> Vocabulary:
     for val, c in zip(vc.index, vc.to_numpy()):
         for tok in set(split_labels(val)):
             counts[tok] = counts.get(tok, 0) + int(c)
-    order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    order = _tft_order(counts.items())
     return Vocabulary([k for k, _ in order], [c for _, c in order])
+
+
+def _tft_order(value_counts) -> list:
+    """(value, count) pairs in `tft.vocabulary`'s order: count descending, ties by value
+    descending (Python's str order is UTF-8 byte order, TFT's)."""
+    return sorted(value_counts, key=lambda kv: (kv[1], kv[0]), reverse=True)
 
 

@@ -291,13 +291,15 @@ class IntentRec(keras.Model):
 
     # --- Inference ----------------------------------------------------------
 
-    def recommend(self, inputs, k=None, exclude_seen=False):
+    def recommend(self, inputs, k=None, exclude_seen=False, seen=None):
         """Top-k items, intents, Z and α at the last position (the serving output).
 
         Args:
             inputs: encoded batch (only the model's input keys are used).
             k: number of items (default `config.top_k`).
             exclude_seen: drop items already in the history from the ranking.
+            seen: with `exclude_seen`, more item ids to drop `[batch, H]` (0-padded), e.g.
+                the user's whole history before the input window.
 
         Returns:
             dict with `top_k_ids` `[batch, k]` int, `top_k_scores` `[batch, k]`,
@@ -310,10 +312,12 @@ class IntentRec(keras.Model):
         items = ops.convert_to_tensor(inputs["item"])
         reserved = ops.arange(self.config.item_vocab_size) < NUM_RESERVED_IDS
         logits = ops.where(reserved, -1e9, self.item_scores(outputs, items, last_only=True))
-        if exclude_seen:
-            logits = mask_seen_items(logits, items)
         empty = ops.logical_not(ops.any(ops.not_equal(items, 0), axis=-1))
         logits = ops.where(empty[:, None], self.item_head.popularity_logits()[None, :], logits)
+        if exclude_seen:  # after the popularity answer: `seen` may hold items without a window
+            excluded = items if seen is None else ops.concatenate(
+                [ops.cast(items, "int32"), ops.cast(seen, "int32")], axis=1)
+            logits = mask_seen_items(logits, excluded)
         scores, ids = ops.top_k(logits, k)
         result = {"top_k_ids": ids, "top_k_scores": scores}
         for key, value in outputs.items():

@@ -232,8 +232,12 @@ class Protocol:
 
 def describe_protocol(train_split, cfg: TrainConfig, exclude_seen: bool, catalogue: int,
                       batches: "SequenceBatches") -> Protocol:
+    # A batch source that streams its rows counts them itself; `train_split` is then a sample.
+    rows = getattr(batches, "rows", None)
+    targets = getattr(batches, "targets", None)
     return Protocol(
-        train_windows=cfg.train_windows, train_rows=len(train_split), train_targets=int((train_split.w > 0).sum()),
+        train_windows=cfg.train_windows, train_rows=len(train_split) if rows is None else int(rows),
+        train_targets=int((train_split.w > 0).sum()) if targets is None else int(targets),
         batch_size=cfg.batch_size, steps_per_epoch=batches.num_batches, epochs=cfg.epochs, patience=cfg.patience,
         length_buckets=tuple(batches.boundaries), exclude_seen=bool(exclude_seen), seen_filter=cfg.seen_filter,
         repeat_rate=repeat_rate(train_split.take(slice(0, 2000))), catalogue=catalogue - NUM_RESERVED_IDS,
@@ -298,9 +302,20 @@ def set_item_attributes(model, train_x) -> dict:
     return {name: {"consistency": round(value, 4), "item_attribute": used[name]} for name, value in consistency.items()}
 
 
-def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "test")) -> dict:
+def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "test"), *, batches=None,
+                     callbacks=()) -> dict:
     """Trains `model` on `encoded.train` with early stopping on validation, then
     evaluates the best weights on `evaluate_splits`.
+
+    Args:
+        encoded: what is read of the data: `train`, `val` (and the `evaluate_splits`)
+            `Split`s through `split(name)` and attributes, `item_popularity`, `feature_spec`
+            (a `datasets.EncodedData`, or the TFX Trainer's view of Transform's output).
+        batches: the training batches; default `SequenceBatches` of `encoded.train`. One
+            that streams data too large for memory (the TFX Trainer's) also has `rows` and
+            `targets` counts, and `encoded.train` is then a sample of its rows (the repeat
+            rate and the item attribute tables are measured on it).
+        callbacks: more Keras callbacks for `fit` (e.g. TensorBoard).
 
     Returns:
         {"val": metrics, "test": metrics, "best_epoch", "epochs_run", "train_seconds",
@@ -313,8 +328,9 @@ def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "
     attributes = set_item_attributes(model, encoded.train.x)
     compile_model(model, cfg)
     train_x, train_y = with_weights(encoded.train)
-    batches = SequenceBatches(train_x, train_y, cfg.batch_size, num_buckets=cfg.length_buckets, shuffle=True,
-                              seed=cfg.seed, input_names=model.input_names)
+    if batches is None:
+        batches = SequenceBatches(train_x, train_y, cfg.batch_size, num_buckets=cfg.length_buckets, shuffle=True,
+                                  seed=cfg.seed, input_names=model.input_names)
     protocol = describe_protocol(encoded.train, cfg, exclude_seen, encoded.feature_spec.item_vocab_size, batches)
     if cfg.verbose:
         print(protocol.line(), flush=True)
@@ -327,7 +343,7 @@ def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "
     val_x, val_y = with_weights(encoded.val)
     validation = ValidationCallback(val_x, val_y, cfg, exclude_seen, seen_items(encoded.val, cfg, exclude_seen))
     started = time.perf_counter()
-    history = model.fit(batches, epochs=cfg.epochs, callbacks=[validation],
+    history = model.fit(batches, epochs=cfg.epochs, callbacks=[validation, *callbacks],
                         verbose={0: 0, 1: 0, 2: 1}.get(cfg.verbose, 1))
     result = {
         "train_seconds": time.perf_counter() - started,

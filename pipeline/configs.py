@@ -13,6 +13,8 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
+from datasets.feature_spec import DEFAULT_MAX_LEN
+from model.training import TrainConfig
 from serving import contract
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,8 +24,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE_FILES = {
     "example_gen": ("components/sequence_example_gen.py", "datasets"),
     "transform": ("pipeline/preprocessing.py", "datasets/schema.py"),
-    "trainer": ("pipeline/trainer.py", "pipeline/preprocessing.py", "model", "serving/export.py",
-                "serving/contract.py", "serving/examples.py", "serving/warmup.py"),
+    "trainer": ("pipeline/trainer.py", "pipeline/transformed_data.py", "pipeline/preprocessing.py", "model",
+                "datasets/encoder.py", "pipeline/export.py", "serving/contract.py", "serving/examples.py",
+                "serving/warmup.py"),
     "evaluator": ("components/metrics.py",),
 }
 
@@ -63,9 +66,6 @@ class DataConfig:
     # InteractionSchema.to_dict(); None: resolved from the adapter (pipeline.sources).
     interaction_schema: Optional[Dict[str, Any]] = None
     max_train_history: Optional[int] = None  # cap the train sequence (None = whole, as datasets.encoder)
-    # "sliding": also train on the earlier windows (stride n) of every training sequence
-    # (datasets.encode(train_windows="sliding")); "last": only the last n positions.
-    train_windows: str = "sliding"
 
 
 @dataclasses.dataclass
@@ -83,30 +83,21 @@ class ValidationConfig:
 
 
 @dataclasses.dataclass
-class TrainingConfig:
-    """Trainer: `hparams` are `model.IntentRecConfig` overrides; the rest is the loop."""
+class TrainerConfig:
+    """What only the TFX Trainer decides. How the model trains is `PipelineConfig.training`,
+    `model.training.TrainConfig`: the protocol of `model.train` and `bench.paper_tables`."""
 
-    hparams: Dict[str, Any] = dataclasses.field(default_factory=dict)
-    epochs: int = 5
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4  # AdamW (as model.training); 0 = Adam
-    clipnorm: float = 1.0
-    distribution: str = "auto"  # auto | mirrored | one_device | default
-    mixed_precision: Any = "auto"  # auto (GPU only) | true | false | a Keras policy name
-    xla: Any = "auto"  # auto (GPU only) | true | false
-    early_stopping_patience: int = 0  # 0: off
-    train_steps: Optional[int] = None  # None: `epochs` passes over the data
-    shuffle_buffer: int = 4096
-    seed: int = 0
-    steps_per_execution: int = 1
-
-    def to_custom(self, top_k: int, exclude_seen, model_name: str) -> dict:
-        d = dataclasses.asdict(self)
-        d.pop("hparams")
-        d.pop("train_steps")
-        d.update(top_k=top_k, exclude_seen=exclude_seen, model_name=model_name)
-        return d
+    # tf.distribute strategy: "auto" (MirroredStrategy with several GPUs, OneDeviceStrategy
+    # with one, the default strategy on CPU), "mirrored", "one_device" or "default".
+    strategy: str = "auto"
+    # On a GPU, train under mixed_bfloat16 (compute capability >= 8.0) or mixed_float16
+    # when `TrainConfig.mixed_precision` is float32. A CPU trains as model.train does.
+    gpu_mixed_precision: bool = True
+    # Training data whose dense arrays would take more memory than this streams from
+    # Transform's files (tf.data) instead of being loaded and put in the numpy
+    # encoder's row order; the validation split is always loaded.
+    max_in_memory_mb: int = 4096
+    shuffle_buffer: int = 16384  # rows shuffled at a time when streaming
 
 
 @dataclasses.dataclass
@@ -130,16 +121,18 @@ class PipelineConfig:
     pipeline_root: str
     serving_root: str
     data: DataConfig
-    max_len: int = 50
+    max_len: int = DEFAULT_MAX_LEN
     top_k: int = 10
-    # Whether served rankings skip items already in the history: True, False or "auto"
-    # (yes when under 5% of training targets repeat an earlier item, as on MovieLens;
-    # no for streaming logs with rewatching), as model.training decides.
-    exclude_seen: Any = "auto"
     model_name: str = contract.DEFAULT_MODEL_NAME
     derive_time_features: bool = True
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
-    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    # `model.IntentRecConfig` overrides (e.g. "variant", "d_model"; "intents": heads to keep).
+    hparams: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The training protocol, model.train's defaults: windows, optimiser, early stopping,
+    # and whether (`exclude_seen`) and how (`seen_filter`) rankings skip seen items,
+    # which the served ranking and the Evaluator follow too.
+    training: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
     item_titles_path: Optional[str] = None
     beam_pipeline_args: List[str] = dataclasses.field(default_factory=lambda: ["--direct_running_mode=in_memory"])
@@ -158,7 +151,8 @@ class PipelineConfig:
         d = dict(d)
         d["data"] = DataConfig(**d["data"])
         d["validation"] = ValidationConfig(**d.get("validation", {}))
-        d["training"] = TrainingConfig(**d.get("training", {}))
+        d["training"] = TrainConfig(**d.get("training", {}))
+        d["trainer"] = TrainerConfig(**d.get("trainer", {}))
         d["evaluation"] = EvaluationConfig(**d.get("evaluation", {}))
         return cls(**d)
 

@@ -26,6 +26,9 @@ import os
 import sys
 from typing import Optional
 
+from datasets.feature_spec import DEFAULT_MAX_LEN
+from model.train import parse_overrides
+from model.training import TrainConfig
 from pipeline import configs
 from pipeline.configs import PipelineConfig
 
@@ -83,8 +86,8 @@ def build_config(args) -> PipelineConfig:
         serving_root=f"{bucket}/serving",
         data=data,
         max_len=args.max_len,
-        training=configs.TrainingConfig(hparams={"variant": "v3"}, epochs=args.epochs, batch_size=256,
-                                        mixed_precision="auto", xla="auto"),
+        training=TrainConfig(**parse_overrides(args.train, TrainConfig)),
+        trainer=configs.TrainerConfig(**parse_overrides(args.trainer, configs.TrainerConfig)),
         evaluation=configs.EvaluationConfig(floor=args.floor),
         beam_pipeline_args=configs.dataflow_args(args.project, args.region, f"{bucket}/tmp",
                                                  sdk_container_image=args.image),
@@ -104,8 +107,11 @@ def main(argv=None) -> int:
     p.add_argument("--input-pattern", default="*.csv")
     p.add_argument("--adapter-kwargs", default=None, help="JSON arguments of the adapter (shards mode)")
     p.add_argument("--pipeline-name", default="intentrec-vertex")
-    p.add_argument("--max-len", type=int, default=50)
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN)
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                   help="model.training.TrainConfig override (the protocol of model.train), e.g. epochs=30")
+    p.add_argument("--trainer", action="append", default=[], metavar="KEY=VALUE",
+                   help="pipeline.configs.TrainerConfig override (TFX only), e.g. max_in_memory_mb=16384")
     p.add_argument("--floor", type=float, default=0.0)
     p.add_argument("--gpu-type", default="NVIDIA_TESLA_T4")
     p.add_argument("--gpu-count", type=int, default=1)

@@ -3,6 +3,7 @@
     python -m pipeline.local_runner                                 # synthetic data (default)
     python -m pipeline.local_runner --dataset movielens --data-path /work/shared/data/ml-100k
     python -m pipeline.local_runner --dataset movielens --direct-workers 2   # Beam multi-processing
+    python -m pipeline.local_runner --train epochs=5 --train batch_size=64  # model.training.TrainConfig overrides
 
 Only paths and orchestrator settings are decided here; the DAG is
 `pipeline.pipeline.create_pipeline`. Re-running with nothing changed reuses every
@@ -17,8 +18,16 @@ import os
 import sys
 import time
 
+# TensorFlow's C++ start-up log is noise unless --verbose; it must be muted before
+# TensorFlow is imported, which the training config below does.
+if __name__ == "__main__" and "--verbose" not in sys.argv:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from datasets.feature_spec import DEFAULT_MAX_LEN
+from model.train import parse_overrides
+from model.training import TrainConfig
 from pipeline import configs
-from pipeline.configs import PipelineConfig
+from pipeline.configs import PipelineConfig, TrainerConfig
 
 DEFAULT_ROOT = "tfx_root"
 DEFAULT_MOVIELENS = "/work/shared/data/ml-100k"
@@ -130,17 +139,16 @@ def build_config(args) -> PipelineConfig:
         validation.schema_path = os.path.join(args.schema_dir, "schema.pbtxt")
         stats = os.path.join(args.schema_dir, "baseline_stats.pb")
         validation.baseline_statistics_path = stats if os.path.exists(stats) else None
-    hparams = json.loads(args.hparams) if args.hparams else {}
-    training = configs.TrainingConfig(hparams=hparams, epochs=args.epochs, batch_size=args.batch_size,
-                                      learning_rate=args.learning_rate, mixed_precision=args.mixed_precision,
-                                      xla=args.xla)
     name = args.pipeline_name or "intentrec-" + "".join(
         c if c.isalnum() or c in "-_" else "-" for c in args.dataset.split(":", 1)[0])
     return PipelineConfig(
         pipeline_name=name,
         pipeline_root=os.path.join(root, "pipelines", name),
         serving_root=os.path.abspath(args.serving_root),
-        data=data, max_len=args.max_len, top_k=args.top_k, validation=validation, training=training,
+        data=data, max_len=args.max_len, top_k=args.top_k, validation=validation,
+        hparams=json.loads(args.hparams) if args.hparams else {},
+        training=TrainConfig(**parse_overrides(args.train, TrainConfig)),
+        trainer=TrainerConfig(**parse_overrides(args.trainer, TrainerConfig)),
         evaluation=configs.EvaluationConfig(floor=args.floor),
         item_titles_path=titles,
         beam_pipeline_args=configs.direct_runner_args(args.direct_workers),
@@ -162,17 +170,14 @@ def parse_args(argv=None):
     p.add_argument("--root", default=DEFAULT_ROOT, help="pipeline root + metadata.sqlite live here")
     p.add_argument("--serving-root", default=DEFAULT_SERVING_ROOT)
     p.add_argument("--pipeline-name", default=None)
-    p.add_argument("--max-len", type=int, default=50)
-    p.add_argument("--top-k", type=int, default=10)
-    # 300 users give 6 steps per epoch: 3 epochs left the demo model below the majority
-    # class on genre; 20 reach recall@10 0.36 at a small cost (tracing dominates).
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN)
+    p.add_argument("--top-k", type=int, default=PipelineConfig.top_k)
     p.add_argument("--hparams", default='{"d_model": 32, "item_embedding_dim": 32, "d_proj": 16}',
-                   help="JSON of model.IntentRecConfig overrides")
-    p.add_argument("--mixed-precision", default="auto")
-    p.add_argument("--xla", default="auto")
+                   help="JSON of model.IntentRecConfig overrides (default: a demo-sized model)")
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                   help="model.training.TrainConfig override (the protocol of model.train), e.g. epochs=5")
+    p.add_argument("--trainer", action="append", default=[], metavar="KEY=VALUE",
+                   help="pipeline.configs.TrainerConfig override (TFX only), e.g. strategy=mirrored")
     p.add_argument("--floor", type=float, default=0.0, help="absolute floor of recall@10 for blessing")
     p.add_argument("--schema-dir", default=None, help="frozen schema.pbtxt (+ baseline_stats.pb) directory")
     p.add_argument("--direct-workers", type=int, default=0,
@@ -187,8 +192,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     if args.config_json:
         with open(args.config_json) as f:
             config = PipelineConfig.from_dict(json.load(f))

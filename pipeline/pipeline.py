@@ -16,6 +16,7 @@ DAG::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import List, Optional
@@ -68,7 +69,7 @@ def model_intent_heads(schema: dict, cfg: PipelineConfig):
     interaction_schema = InteractionSchema.from_dict(schema)
     spec = FeatureSpec.build(interaction_schema, cfg.max_len, defaultdict(lambda: NUM_RESERVED_IDS),
                              derived_time_features(interaction_schema, cfg.derive_time_features))
-    hparams = dict(cfg.training.hparams)
+    hparams = dict(cfg.hparams)
     model_cfg = IntentRecConfig.from_feature_spec(spec, intents=hparams.pop("intents", None), **hparams)
     return model_cfg.intents if model_cfg.use_intents else ()
 
@@ -124,7 +125,7 @@ def create_pipeline(
     source = {"mode": config.data.mode, "adapter": config.data.adapter,
               "adapter_kwargs": config.data.adapter_kwargs, "schema": schema, "max_len": config.max_len,
               "max_train_history": config.data.max_train_history, "path_key": config.data.path_key,
-              "train_windows": config.data.train_windows,
+              "train_windows": config.training.train_windows,
               # The ExampleGen's own code (and the adapters') is part of its cache key.
               "code_version": code_version("example_gen")}
 
@@ -168,18 +169,20 @@ def create_pipeline(
         # One span per run here: the analyzer cache only adds Beam stages.
         disable_analyzer_cache=True)
 
-    # Keras 3 IntentRec on the transformed data; exports ONE serving SavedModel.
+    # Keras 3 IntentRec trained by model.training on the transformed data (early stopping on
+    # the eval split); exports ONE serving SavedModel.
     trainer = Trainer(
         run_fn="pipeline.trainer.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=data_gate.outputs["gated_schema"],
-        train_args=trainer_pb2.TrainArgs(splits=["train"], num_steps=config.training.train_steps or 0),
-        eval_args=trainer_pb2.EvalArgs(splits=["eval"], num_steps=0),
-        custom_config={**pp_cfg.to_custom_config(), "hparams": config.training.hparams,
-                       "training": config.training.to_custom(config.top_k, config.exclude_seen,
-                                                            config.model_name),
-                       "item_titles_path": config.item_titles_path or "", "code_version": code_version("trainer")})
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
+        custom_config={**pp_cfg.to_custom_config(), "hparams": config.hparams,
+                       "training": dataclasses.asdict(config.training),
+                       "trainer": dataclasses.asdict(config.trainer), "top_k": config.top_k,
+                       "model_name": config.model_name, "item_titles_path": config.item_titles_path or "",
+                       "code_version": code_version("trainer")})
     if trainer_platform_config is not None:
         trainer.with_platform_config(trainer_platform_config)
 

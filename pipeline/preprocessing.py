@@ -21,11 +21,14 @@ Outputs (ARCHITECTURE.md §2; `to_model_inputs` / `to_model_targets` only cast a
   ``[B, n, G]``: one multi-hot per multi-label column.
 - targets ``label_item``, ``label_<intent>`` (ids, or multi-hot for "multi" intents) and
   ``sample_weight`` (duration weight / training mean; 0 where there is no target).
+- ``seen_item`` sparse ``[B, None]``: ids of ``seen_item_id``, the user's whole history
+  before an eval/test target (the seen-item filter, `datasets.encoder.Split.seen`).
+- ``order_user``, ``order_end`` ``[B]``: user and ``history_length``, the Trainer's row
+  order (the numpy encoder's); serving requests lack both, so serving prunes them.
 
 Ids: 0 padding, 1 OOV (unknown or missing), 2.. by descending training frequency;
-ties are broken by *descending* value (TensorFlow Transform's fixed order; the numpy
-encoder breaks ties by ascending value, so ids of equally frequent values can differ
-between the two, while values, counts and everything else match).
+ties are broken by descending value (TensorFlow Transform's fixed order, which the numpy
+`datasets.vocabulary.Vocabulary` follows: both give every value the same id).
 
 The short-term window H is not applied here: the model derives it from ``time``, so H
 can be swept without re-running Transform.
@@ -40,6 +43,7 @@ from typing import Any, Dict, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.sequence_example_gen import HISTORY_LENGTH, SEEN_ITEMS, USER_FEATURE
 from datasets.feature_spec import DAY_OF_WEEK, DEFAULT_MAX_LEN, HOUR_OF_DAY, FeatureSpec, derived_time_features
 from datasets.schema import (
     ITEM,
@@ -61,6 +65,8 @@ LABEL_PREFIX = "label_"
 SAMPLE_WEIGHT = "sample_weight"
 ITEM_VOCAB = "item"
 ITEM_COUNTS_VOCAB = "item_counts"  # same order as ITEM_VOCAB, with training counts
+SEEN_OUTPUT = "seen_item"
+ORDER_USER, ORDER_END = "order_user", "order_end"
 _INT64_MAX = tf.int64.max
 
 
@@ -327,6 +333,12 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Optional[dict] = Non
     for k, v in out.items():
         if v.shape.rank == 2:
             out[k] = tf.ensure_shape(v, [None, n])
+
+    if SEEN_ITEMS in inputs:
+        out[SEEN_OUTPUT] = tf.sparse.map_values(_lookup, _sparse(inputs[SEEN_ITEMS]), item_vocab, True)
+    if USER_FEATURE in inputs and HISTORY_LENGTH in inputs:
+        out[ORDER_USER] = _scalar(inputs[USER_FEATURE], "")
+        out[ORDER_END] = _scalar(inputs[HISTORY_LENGTH], -1)
     return out
 
 

@@ -40,6 +40,7 @@ def raw_schema(interaction_schema) -> "schema_pb2.Schema":
     add(seg.USER_FEATURE, schema_pb2.BYTES)
     add(seg.HISTORY_LENGTH, schema_pb2.INT)
     add(seg.HISTORY_BUCKET, schema_pb2.BYTES)
+    add(seg.SEEN_ITEMS, schema_pb2.BYTES)
     return s
 
 
@@ -93,7 +94,11 @@ def _dump(rows, path):
 
 
 def stack(rows: List[dict]) -> Dict[str, np.ndarray]:
-    """Instance dicts -> {feature: stacked array}."""
+    """Instance dicts -> {feature: stacked array} (a list of arrays for variable-length features)."""
     if not rows:
         return {}
-    return {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+    out = {}
+    for k in rows[0]:
+        values = [np.asarray(r[k]) for r in rows]
+        out[k] = np.stack(values) if len({v.shape for v in values}) == 1 else values
+    return out

@@ -1,4 +1,4 @@
-"""The serving contract between the exporter (`serving/export.py`), the servers and clients.
+"""The serving contract between the exporter (`pipeline/export.py`), the servers and clients.
 
 Everything that crosses the boundary between the exported SavedModel and the code that
 serves or calls it is named here, so that the exporter, our server (`serving.server`),

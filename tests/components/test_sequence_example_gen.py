@@ -56,6 +56,20 @@ def test_leave_one_out_never_shows_the_future_to_training():
     assert list(f["timestamp"].int64_list.value) == [k * 3600 for k in range(5, 10)]
 
 
+def test_eval_and_test_examples_list_the_whole_history_before_the_target():
+    r = rows(10)
+    r["item_id"][3] = "i1"  # a re-view: listed once
+    out = by_split(seg.user_examples("u", r, SCHEMA, max_len=4, train_windows="sliding"))
+
+    def seen(ex):
+        return [v.decode() for v in ex.features.feature[seg.SEEN_ITEMS].bytes_list.value]
+
+    # More than the n + 1 interactions written: every item before s[-2] / s[-1].
+    assert seen(out["eval"]) == ["i0", "i1", "i2", "i4", "i5", "i6", "i7"]
+    assert seen(out["test"]) == ["i0", "i1", "i2", "i4", "i5", "i6", "i7", "i8"]
+    assert seen(out["train"]) == []  # present, so that the schema inferred from train has it
+
+
 def test_three_interactions_keep_the_training_row():
     out = by_split(seg.user_examples("u", rows(3), SCHEMA, max_len=4))
     assert items_of(out["train"]) == ["i0"]  # no target, but part of the training portion

@@ -67,9 +67,10 @@ def test_vocabulary_order_and_ties():
     from datasets.vocabulary import Vocabulary
 
     v = Vocabulary.fit(["b", "a", "c", "c", "", None, "b"])
-    assert v.tokens == ["<pad>", "<oov>", "b", "c", "a"]  # b:2 c:2 (tie -> by value) a:1
-    assert v.values == ["b", "c", "a"]
-    assert v.lookup(["a", "zzz", "", None, "b"]).tolist() == [4, OOV_ID, OOV_ID, OOV_ID, 2]
+    # c:2 b:2 (a tie: descending value, as tft.vocabulary) a:1
+    assert v.tokens == ["<pad>", "<oov>", "c", "b", "a"]
+    assert v.values == ["c", "b", "a"]
+    assert v.lookup(["a", "zzz", "", None, "b"]).tolist() == [4, OOV_ID, OOV_ID, OOV_ID, 3]
 
 
 def test_splits_padding_and_targets(tiny):

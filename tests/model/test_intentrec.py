@@ -252,6 +252,22 @@ class IntentRecTest(TestCase):
         scores = ops.convert_to_numpy(out["top_k_scores"])
         self.assertTrue((np.diff(scores, axis=1) <= 0).all())
 
+    def test_recommend_excludes_more_seen_items(self):
+        model = self.make_model(variant="v3", top_k=5)
+        x, _ = self.random_batch(batch=2, lengths=[3, 1])
+        x["item"][1] = 0  # empty history: the popularity answer, filtered too
+        counts = np.zeros(40)
+        counts[[7, 9, 11]] = [50, 100, 75]
+        model.item_head.set_prior(counts)
+        plain = ops.convert_to_numpy(model.recommend(x, exclude_seen=True)["top_k_ids"])
+        seen = np.zeros((2, 3), "int32")  # 0-padded
+        seen[0, :2] = plain[0, :2]
+        seen[1] = [9, 11, 0]
+        ids = ops.convert_to_numpy(model.recommend(x, exclude_seen=True, seen=seen)["top_k_ids"])
+        np.testing.assert_array_equal(ids[0, :3], plain[0, 2:])
+        self.assertEqual(ids[1, 0], 7)
+        self.assertFalse(set(ids[0]) & set(x["item"][0][x["item"][0] > 0]))
+
     def test_select_inputs_rejects_missing_and_drops_extra(self):
         model = self.make_model(variant="v1")
         x, _ = self.random_batch()

@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 import datasets
+from model.training import TrainConfig
 from pipeline import configs, sources
 from pipeline.configs import PipelineConfig
 
@@ -16,6 +17,9 @@ TINY_HPARAMS = {"d_model": 16, "item_embedding_dim": 16, "feature_embedding_dim"
                 "d_proj": 8, "intent_layers": 1, "item_layers": 1, "num_heads": 1, "ffn_multiplier": 2,
                 "dropout": 0.0, "intents": TINY_INTENTS}
 MAX_LEN = 10
+# A few epochs of model.train's protocol; seen items excluded whatever the repeat rate, so
+# that the whole-history filter is exercised (validation, the export and the Evaluator).
+TINY_TRAIN = {"epochs": 3, "batch_size": 32, "learning_rate": 3e-3, "exclude_seen": True}
 BAD_LINES = [
     ",i_missing_user,1600000000,discover,movie,catalog,drama,30.0,0.5",  # missing user
     "u_bad,i1,not-a-time,discover,movie,catalog,drama,30.0,0.5",  # bad timestamp
@@ -23,9 +27,12 @@ BAD_LINES = [
 ]
 
 
-def tiny_dataset(num_users: int = 60, seed: int = 7):
-    return datasets.load("synthetic", num_users=num_users, seed=seed, interactions_per_user=12,
-                         min_interactions=2, num_items=300)
+# The synthetic generator's arguments of the tiny data (model.train: --data-arg KEY=VALUE).
+TINY_DATA = {"num_users": 60, "seed": 7, "interactions_per_user": 12, "min_interactions": 2, "num_items": 300}
+
+
+def tiny_dataset():
+    return datasets.load("synthetic", **TINY_DATA)
 
 
 def write_shards(ds, out_dir: str, num_shards: int = 3, bad_lines=BAD_LINES):
@@ -46,13 +53,10 @@ def tiny_config(root: str, data: configs.DataConfig, name: str = "e2e", **overri
         data=data,
         max_len=MAX_LEN,
         top_k=10,
-        training=configs.TrainingConfig(hparams=dict(TINY_HPARAMS), epochs=2, batch_size=32,
-                                        learning_rate=3e-3),
+        hparams=dict(TINY_HPARAMS),
+        training=TrainConfig(**TINY_TRAIN),
         evaluation=configs.EvaluationConfig(floor=0.0),
         beam_pipeline_args=configs.direct_runner_args(0),
-        # hour_of_day / day_of_week are covered by test_preprocessing_parity; here they
-        # would only add two vocabularies to every Transform run.
-        derive_time_features=False,
         code_version="test",
     )
     return dataclasses.replace(cfg, **overrides)

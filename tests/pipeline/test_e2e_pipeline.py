@@ -3,9 +3,11 @@
 The module's one full pipeline run starts as a subprocess that is killed during
 Transform; restarted in-process on the same MLMD, it completes (the finished
 components come from the cache). That run is then checked from every side: rejected
-rows, blessing, push layout, signatures, training/serving feature parity. Then, on
-the same MLMD: re-running reuses every component; an unblessed model is not pushed;
-schema anomalies and drift stop the run before Transform with a readable report.
+rows, blessing, push layout, signatures, the whole-history seen filter, training/serving
+feature parity, and the Trainer against `python -m model.train` on the same data (the
+same protocol line and validation NDCG@10). Then, on the same MLMD: re-running reuses
+every component; an unblessed model is not pushed; schema anomalies and drift stop the
+run before Transform with a readable report.
 """
 
 import dataclasses
@@ -230,10 +232,67 @@ def test_project_server_serves_the_pushed_version(env, served):
         srv.stop(grace=1.0)
 
 
+def test_served_ranking_excludes_the_seen_items_an_example_lists(env, served):
+    """exclude_seen with the whole-history filter: serving_default drops the items of an
+    example's seen_item_id list (the user's history, which the Evaluator's test examples
+    carry) besides those of its window; a request without the list keeps them."""
+    from components.sequence_example_gen import SEEN_ITEMS
+    from serving.examples import make_example
+
+    _, loaded = served
+    serve = loaded.signatures[contract.SERVING_SIGNATURE]
+
+    def top(example):
+        return [v.decode() for v in serve(examples=tf.constant([example.SerializeToString()]))[
+            contract.TOP_K_IDS].numpy()[0]]
+
+    items = top(make_example([], []))[:3]  # known items: the popularity answer
+    ts = [1_650_000_000 + 3600 * i for i in range(len(items))]
+    plain = top(make_example(items, ts))
+    assert not set(plain) & set(items)
+    example = make_example(items, ts)
+    example.features.feature[SEEN_ITEMS].bytes_list.value.extend(v.encode() for v in plain[:5])
+    filtered = top(example)
+    assert not set(filtered) & set(plain[:5])
+    assert filtered[:5] == plain[5:]  # the rest moves up
+
+
+def test_trainer_trains_like_model_train(env, tmp_path, capsys):
+    """`python -m model.train` on the data the pipeline read (the shards were written from
+    it), with the pipeline's model and training config and seed 0, prints the same
+    [protocol] line as the Trainer and reaches the same validation metrics (NDCG@10, ...)."""
+    from model import train
+
+    run = _run(env)
+    with open(os.path.join(run["Trainer"]["outputs"]["model_run"][0]["uri"], "training_summary.json")) as f:
+        trainer = json.load(f)
+    assert trainer["data"].startswith("in memory")
+    argv = ["--dataset", "synthetic", *[f"--data-arg={k}={v}" for k, v in helpers.TINY_DATA.items()],
+            "--max-len", str(helpers.MAX_LEN), "--intents", ",".join(helpers.TINY_INTENTS), "--seed", "0",
+            *[f"--set={k}={json.dumps(v)}" for k, v in helpers.TINY_HPARAMS.items() if k != "intents"],
+            *[f"--train={k}={json.dumps(v)}" for k, v in helpers.TINY_TRAIN.items()], "--out", str(tmp_path)]
+    capsys.readouterr()
+    report = train.main(argv)
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[protocol]")]
+    with capsys.disabled():
+        print(f"\nmodel.train {printed}\n  val {report['val']}\nTrainer {trainer['protocol_line']}\n"
+              f"  val {trainer['val']}")
+    assert printed == [trainer["protocol_line"]]
+    assert trainer["protocol"]["exclude_seen"] is True and trainer["protocol"]["seen_filter"] == "history"
+    assert trainer["epochs_run"] == report["epochs_run"] == helpers.TINY_TRAIN["epochs"]
+    # Same rows, order, ids, seed and library path: the same model to the last bit. (Time
+    # deltas and z-scores are computed by TFT and numpy separately; should a platform round
+    # them differently, compare with a tolerance instead.)
+    assert trainer["val"] == report["val"]
+
+
 def test_training_and_serving_features_are_identical(env, served):
     """The same raw user through Transform's materialized output and through the pushed
-    model's transform_features signature gives the same features."""
+    model's transform_features signature gives the same features (the Trainer's row-order
+    keys excepted: serving requests never carry them)."""
     import tensorflow_transform as tft
+
+    from pipeline import preprocessing as pp
 
     _, loaded = served
     run = _run(env)
@@ -247,9 +306,11 @@ def test_training_and_serving_features_are_identical(env, served):
             glob.glob(os.path.join(examples_uri, f"Split-{split}", "*.gz")), compression_type="GZIP")]
         mat = [r for r in tf.data.TFRecordDataset(
             glob.glob(os.path.join(transformed_uri, f"Split-{split}", "*.gz")), compression_type="GZIP")]
-        parsed = tf.io.parse_example(tf.stack(mat), spec)
+        parsed = {k: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v
+                  for k, v in tf.io.parse_example(tf.stack(mat), spec).items()}
         served_feats = loaded.signatures["transform_features"](examples=tf.constant(raw))
         assert len(raw) == len(mat)
+        assert set(spec) - set(served_feats) == {pp.ORDER_USER, pp.ORDER_END}
 
         def key(feats, i):
             return (tuple(np.asarray(feats["item"][i]).tolist()), tuple(np.round(np.asarray(feats["time"][i]), 4)),
@@ -258,7 +319,7 @@ def test_training_and_serving_features_are_identical(env, served):
         by_key = {key(parsed, i): i for i in range(len(mat))}
         for i in range(len(raw)):
             j = by_key[key(served_feats, i)]
-            for name in spec:
+            for name in served_feats:
                 a = np.asarray(parsed[name][j])
                 b = np.asarray(served_feats[name][i])
                 np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6, err_msg=f"{split}/{name}")

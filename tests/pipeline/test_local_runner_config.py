@@ -22,6 +22,17 @@ def test_default_is_the_embedded_synthetic_data(tmp_path):
     assert json.load(open(cfg.item_titles_path))  # titles for the printed recommendation
 
 
+def test_training_defaults_are_model_trains_and_flags_override_them(tmp_path):
+    from model.training import TrainConfig
+
+    assert build(tmp_path).training == TrainConfig()  # the one default protocol
+    cfg = build(tmp_path, "--train", "epochs=5", "--train", "exclude_seen=false", "--trainer", "strategy=mirrored")
+    assert (cfg.training.epochs, cfg.training.exclude_seen) == (5, False)
+    assert cfg.training.batch_size == TrainConfig.batch_size and cfg.trainer.strategy == "mirrored"
+    with pytest.raises(SystemExit, match="unknown setting 'epoch'"):
+        build(tmp_path, "--train", "epoch=5")
+
+
 def test_direct_runner_multi_processing_flag(tmp_path):
     cfg = build(tmp_path, "--direct-workers", "2")
     assert cfg.beam_pipeline_args == ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]

@@ -1,106 +1,61 @@
 """The TFT graph (pipeline/preprocessing.py) encodes exactly like the numpy reference encoder.
 
 Both encode the same tiny dataset: the ExampleGen's per-user examples go through
-`preprocessing_fn` with tf.Transform; `datasets.encode` encodes the DataFrame. Every
-input, target and weight of every split must match. Ids are compared as the values
-they stand for: the two break frequency ties in opposite directions (TFT: descending
-value; numpy: ascending), everything else (vocabularies, counts, sizes) is equal.
+`preprocessing_fn` with tf.Transform; `datasets.encode` encodes the DataFrame. Put in the
+numpy encoder's row order by Transform's order keys (as the Trainer does), every split
+has the same rows, the same ids (both order frequency ties by descending value), the
+same inputs, targets, weights and whole-history seen items.
 """
 
 import numpy as np
 import pytest
 
-import datasets
-from components import sequence_example_gen as seg
-from datasets.schema import USER
 from pipeline import preprocessing as pp
 from pipeline import tft_local
+from pipeline.transformed_data import has_target, row_order
+from tests.pipeline.conftest import N
 
 pytestmark = pytest.mark.timeout(1800)
-N = 8
 
 
-@pytest.fixture(scope="module")
-def encoded(tmp_path_factory):
-    import tensorflow_transform as tft
-
-    ds = datasets.load("synthetic", num_users=40, seed=3, interactions_per_user=20, min_interactions=2)
-    cols = [c for c in ds.schema.columns if c != USER]
-    examples = {"train": [], "eval": [], "test": []}
-    users = {"train": [], "eval": [], "test": []}
-    for u, g in ds.interactions.groupby(USER, sort=True):
-        for split, ex in seg.user_examples(u, {c: g[c].to_numpy() for c in cols}, ds.schema, N,
-                                           train_windows="sliding"):
-            examples[split].append(ex.SerializeToString())
-            users[split].append(u)
-    cc = pp.PreprocessingConfig(schema=ds.schema.to_dict(), max_len=N).to_custom_config()
-    out_dir, res = tft_local.analyze_and_transform(
-        examples["train"], {"eval": examples["eval"], "test": examples["test"]}, cc,
-        output_dir=str(tmp_path_factory.mktemp("tft")))
-    return {"ds": ds, "enc": datasets.encode(ds, max_len=N, train_windows="sliding"),
-            "tfo": tft.TFTransformOutput(out_dir), "res": res,
-            "users": users, "cfg": pp.PreprocessingConfig.from_custom_config(cc)}
-
-
-def test_feature_spec_and_vocabularies_match(encoded):
-    tfo, enc, cfg = encoded["tfo"], encoded["enc"], encoded["cfg"]
+def test_feature_spec_vocabularies_and_ids_match(tiny_transform):
+    tfo, enc, cfg = tiny_transform["tfo"], tiny_transform["enc"], tiny_transform["cfg"]
     assert pp.feature_spec(tfo, cfg) == enc.feature_spec
     for name, tokens in enc.vocabs.items():
-        assert sorted(pp.read_vocabulary(tfo, name)) == sorted(tokens), name
-    counts = pp.read_item_counts(tfo)
-    tfx_tokens = pp.read_vocabulary(tfo, "item")
-    np_counts = dict(zip(enc.vocabs["item"], enc.item_popularity))
-    assert {t: c for t, c in zip(tfx_tokens[2:], counts[2:])} == {t: np_counts[t] for t in tfx_tokens[2:]}
+        assert pp.read_vocabulary(tfo, name) == tokens, name  # same values at the same ids
+    assert pp.read_item_counts(tfo) == enc.item_popularity.tolist()
+    counts = enc.preprocessor.item_vocab.counts
+    assert len(set(counts)) < len(counts)  # frequency ties exist, so their order is checked
 
 
 @pytest.mark.parametrize("split,np_split", [("train", "train"), ("eval", "val"), ("test", "test")])
-def test_inputs_targets_weights_match(encoded, split, np_split):
-    tfo, enc, cfg, schema = encoded["tfo"], encoded["enc"], encoded["cfg"], encoded["ds"].schema
-    rows = encoded["res"][split]
-    users = encoded["users"][split]
-    # Training rows without any target (a 1-interaction training sequence) are skipped
-    # by the Trainer, and the numpy encoder does not emit them.
-    keep = [i for i, r in enumerate(rows) if r["sample_weight"].sum() > 0]
-    t = tft_local.stack([rows[i] for i in keep])
-    users = np.array([users[i] for i in keep], dtype=object)
+def test_inputs_targets_weights_and_seen_items_match(tiny_transform, split, np_split):
+    enc, cfg, schema = tiny_transform["enc"], tiny_transform["cfg"], tiny_transform["ds"].schema
+    t = tft_local.stack(tiny_transform["res"][split])
+    order = row_order(t[pp.ORDER_USER], t[pp.ORDER_END])
+    # The Trainer's rows: those with a target (the numpy encoder makes no row of a
+    # one-interaction training sequence), in the numpy encoder's order.
+    order = order[has_target(t["label_item"][order])]
+    t = {k: (v[order] if isinstance(v, np.ndarray) else [v[i] for i in order]) for k, v in t.items()}
     s = enc.split(np_split)
-
-    # Rows are matched by (user, input items): a user has several sliding windows.
-    def keys(user_ids, items, vocab):
-        return [(u, tuple(np.asarray(vocab, dtype=object)[row].tolist())) for u, row in zip(user_ids, items)]
-
-    tfx_keys = keys(users, t["item"], pp.read_vocabulary(tfo, "item"))
-    np_keys = keys(s.user_ids, s.x["item"], enc.vocabs["item"])
-    order = sorted(range(len(tfx_keys)), key=lambda i: tfx_keys[i])
-    np_order = sorted(range(len(np_keys)), key=lambda i: np_keys[i])
-    assert [tfx_keys[i] for i in order] == [np_keys[i] for i in np_order]
+    assert [u.decode() for u in t[pp.ORDER_USER]] == s.user_ids.tolist()
     if split == "train":
-        assert len(t["item"]) > len(set(users))  # sliding windows are there
-    t = {k: v[order] for k, v in t.items()}
-    x = {k: v[np_order] for k, v in s.x.items()}
-    y = {k: v[np_order] for k, v in s.y.items()}
+        assert len(s) > len(set(s.user_ids))  # sliding windows are there
 
-    def tokens(source, name, ids):
-        vocab = pp.read_vocabulary(tfo, name) if source == "tfx" else enc.vocabs[name]
-        return np.asarray(vocab, dtype=object)[ids]
-
-    for name in ["item", *cfg.categorical]:
-        vocab_name = "item" if name == "item" else name
-        assert (tokens("tfx", vocab_name, t[name]) == tokens("np", vocab_name, x[name])).all(), name
-    assert (tokens("tfx", "item", t["label_item"]) == tokens("np", "item", y["item"])).all()
+    for name in ["item", *cfg.categorical, *schema.multi_label]:
+        np.testing.assert_array_equal(t[name], s.x[name], err_msg=name)
+    np.testing.assert_array_equal(t["label_item"], s.y["item"])
     for spec in schema.intents:
-        c = spec.column
-        if spec.kind == "single":
-            assert (tokens("tfx", c, t["label_" + c]) == tokens("np", c, y[c])).all(), c
-    for c in schema.multi_label:
-        perm = [enc.vocabs[c].index(tok) for tok in pp.read_vocabulary(tfo, c)]
-        for tfx_key, ref in ((c, x[c]), ("label_" + c, y.get(c))):
-            if ref is None:
-                continue
-            mapped = np.zeros_like(ref)
-            mapped[..., perm] = t[tfx_key]
-            np.testing.assert_array_equal(mapped, ref, err_msg=tfx_key)
-    np.testing.assert_allclose(t["time"], x["time"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(t["label_" + spec.column], s.y[spec.column], err_msg=spec.column)
+    np.testing.assert_allclose(t["time"], s.x["time"], rtol=1e-5, atol=1e-5)
     for c in schema.numeric:
-        np.testing.assert_allclose(t[c], x[c], rtol=1e-4, atol=1e-4, err_msg=c)
-    np.testing.assert_allclose(t["sample_weight"], s.w[np_order], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(t[c], s.x[c], rtol=1e-4, atol=1e-4, err_msg=c)
+    np.testing.assert_allclose(t["sample_weight"], s.w, rtol=1e-5, atol=1e-6)
+
+    seen = t[pp.SEEN_OUTPUT]
+    if split == "train":
+        assert all(len(row) == 0 for row in seen)
+    else:  # the whole history before the target, beyond the n inputs
+        assert [set(row.tolist()) for row in seen] == [
+            set(s.seen.ids[lo:hi].tolist()) for lo, hi in zip(s.seen.indptr[:-1], s.seen.indptr[1:])]
+        assert max(len(row) for row in seen) > N

@@ -2,6 +2,8 @@
 
 Written by the pipeline's Trainer (`pipeline/trainer.py`) into the Model artifact's
 serving directory; the Pusher copies it to ``<serving_root>/<model_name>/<version>/``.
+It lives next to the trainer because it builds the serving graph from training-time code
+(the Transform output, `pipeline.preprocessing`); `serving/` only reads what it writes.
 Signatures and output names are `serving/contract.py`'s:
 
 - ``serving_default``: ``examples`` (DT_STRING [batch], serialized tf.Example with the
@@ -9,14 +11,18 @@ Signatures and output names are `serving/contract.py`'s:
   ``intent_embedding``, ``intent_attention``, ``primary_intent``.
 - ``predict_raw``: the history as plain [batch, L] tensors (``item_id`` "" at padding,
   ``timestamp``, one tensor per metadata column) -> the same outputs.
-- ``transform_features``: ``examples`` -> every Transform output (TFMA's
-  preprocessing function: labels and weights for the evaluation metrics).
+- ``transform_features``: ``examples`` -> every Transform output a request can give
+  (TFMA's preprocessing function: labels and weights for the evaluation metrics;
+  ``seen_item`` as a dense ``[batch, longest]`` 0-padded matrix).
 - ``intentrec_metadata``: () -> ``metadata_json``.
 
 Both prediction signatures run the same TFT graph as training (the transform layer
 is tracked by the saved module, vocabularies travel as assets), so there is no
 training/serving skew. Unknown items map to OOV, histories longer than n keep the
 latest n, and an empty history gets the popularity ranking (the model's item prior).
+With the whole-history seen filter (`TrainConfig.seen_filter="history"` and exclude_seen),
+an example's ``seen_item_id`` list is excluded from its ranking as well as its history:
+serving requests leave it out, the Evaluator's test examples carry the user's history.
 
 Keras 3 note: `model.export()` / `keras.export.ExportArchive` cannot carry the TFT
 vocabulary tables, so a `tf.Module` holds the Keras 3 model and the (tf_keras) TFT
@@ -30,6 +36,7 @@ from typing import Dict, Optional, Sequence
 
 import tensorflow as tf
 
+from pipeline import preprocessing as pp
 from serving import contract
 
 TRANSFORM_SIGNATURE = "transform_features"
@@ -52,16 +59,14 @@ class IntentRecServingModule(tf.Module):
     """The exported module: Keras 3 model + TFT layer + vocabularies."""
 
     def __init__(self, model, tf_transform_output, preprocessing_config, *, k: int = 10,
-                 exclude_seen: bool = False, metadata: Optional[dict] = None):
+                 exclude_seen: bool = False, exclude_history: bool = False, metadata: Optional[dict] = None):
         super().__init__(name="intentrec_serving")
-        from pipeline import preprocessing as pp
-
         self.model = model
         self.tft_layer = tf_transform_output.transform_features_layer()
         self._cfg = preprocessing_config
-        self._pp = pp
         self._k = int(k)
         self._exclude_seen = bool(exclude_seen)
+        self._exclude_history = bool(exclude_seen and exclude_history)
         tokens = pp.read_vocabulary(tf_transform_output, pp.ITEM_VOCAB)
         self._num_items = len(tokens)
         self.item_tokens = tf.Variable(tf.constant(tokens, tf.string), trainable=False, name="item_tokens")
@@ -83,11 +88,13 @@ class IntentRecServingModule(tf.Module):
         return self.tft_layer(raw)
 
     def _recommend(self, transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        pp = self._pp
         x = pp.to_model_inputs(transformed, self._cfg)
         n = int(self._cfg.max_len)
         x = {k: tf.ensure_shape(v, [None, n] + list(v.shape[2:])) for k, v in x.items()}
-        out = self.model.recommend(x, k=self._k, exclude_seen=self._exclude_seen)
+        seen = None
+        if self._exclude_history and pp.SEEN_OUTPUT in transformed:
+            seen = tf.sparse.to_dense(transformed[pp.SEEN_OUTPUT])
+        out = self.model.recommend(x, k=self._k, exclude_seen=self._exclude_seen, seen=seen)
         ids = tf.cast(out["top_k_ids"], tf.int64)
         result = {
             contract.TOP_K_IDS: tf.gather(self.item_tokens, ids),
@@ -117,7 +124,9 @@ class IntentRecServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.EXAMPLES_INPUT)])
     def transform_features(self, examples):
-        return dict(self._transform(self._parse(examples)))
+        # A signature returns dense tensors only.
+        return {k: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v
+                for k, v in self._transform(self._parse(examples)).items()}
 
     def _raw_to_features(self, tensors: Dict[str, tf.Tensor]) -> Dict[str, tf.SparseTensor]:
         """[B, L] left-padded tensors ("" item = padding) -> the parsed-example format."""
@@ -157,8 +166,6 @@ class IntentRecServingModule(tf.Module):
 
 def build_metadata(model, tf_transform_output, preprocessing_config, *, k: int,
                    item_titles: Optional[Dict[str, str]] = None) -> dict:
-    from pipeline import preprocessing as pp
-
     heads = [h.name for h in getattr(model, "intent_heads", [])]
     labels = {h: pp.read_vocabulary(tf_transform_output, h) for h in heads}
     schema = preprocessing_config.interaction_schema
@@ -174,13 +181,19 @@ def build_metadata(model, tf_transform_output, preprocessing_config, *, k: int,
 
 
 def export_serving_model(model, tf_transform_output, preprocessing_config, export_dir: str, *,
-                         k: int = 10, exclude_seen: bool = False, model_name: str = contract.DEFAULT_MODEL_NAME,
+                         k: int = 10, exclude_seen: bool = False, exclude_history: bool = False,
+                         model_name: str = contract.DEFAULT_MODEL_NAME,
                          item_titles: Optional[Dict[str, str]] = None,
                          warmup_examples: Sequence = ()) -> str:
-    """Saves the serving SavedModel to `export_dir` (+ assets.extra metadata / warm-up)."""
+    """Saves the serving SavedModel to `export_dir` (+ assets.extra metadata / warm-up).
+
+    exclude_seen: rankings skip the items of the history; exclude_history: with
+    exclude_seen, also those of the example's ``seen_item_id`` (the whole history).
+    """
     metadata = build_metadata(model, tf_transform_output, preprocessing_config, k=k, item_titles=item_titles)
     module = IntentRecServingModule(model, tf_transform_output, preprocessing_config, k=k,
-                                    exclude_seen=exclude_seen, metadata=metadata)
+                                    exclude_seen=exclude_seen, exclude_history=exclude_history,
+                                    metadata=metadata)
     signatures = {
         contract.SERVING_SIGNATURE: module.serve_examples.get_concrete_function(),
         contract.RAW_SIGNATURE: module.make_raw_signature(),
