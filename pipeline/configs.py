@@ -22,8 +22,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # those components' configuration, so editing the code invalidates the TFX cache
 # (the components reference the code by module path, which the cache cannot see).
 CODE_FILES = {
-    "example_gen": ("components/sequence_example_gen.py", "datasets"),
-    "transform": ("pipeline/preprocessing.py", "datasets/schema.py"),
+    "example_gen": ("components/sequence_example_gen.py", "components/sequence_examples.py", "datasets"),
+    "transform": ("pipeline/preprocessing.py", "datasets/schema.py", "datasets/feature_spec.py"),
     "trainer": ("pipeline/trainer.py", "pipeline/transformed_data.py", "pipeline/preprocessing.py", "model",
                 "datasets/encoder.py", "pipeline/export.py", "serving/contract.py", "serving/examples.py",
                 "serving/warmup.py"),
