@@ -221,7 +221,7 @@ class IntentRec(keras.Model):
         """
         del sample_weight
         if self.has_item_score_terms:
-            item_loss = self._scored_item_loss(x, y, y_pred)
+            item_loss = self._scored_item_loss(x, y, y_pred, training=training)
         else:
             item_loss = self.item_head.loss(y_pred["item_hidden"], y["item"], y["weight"], training=training)
         self.item_loss_tracker.update_state(item_loss)
@@ -240,14 +240,65 @@ class IntentRec(keras.Model):
         """Whether items are scored by more than the item head (`item_scores`)."""
         return getattr(self, "intent_score", None) is not None or getattr(self, "repeat", None) is not None
 
-    def _scored_item_loss(self, x, y, y_pred):
-        """The weighted mean next-item cross-entropy of `item_scores` over every position."""
-        scores = self.item_scores(y_pred, x["item"])  # [batch * seq, |I|]
+    def _scored_item_loss(self, x, y, y_pred, training=True):
+        """The weighted mean next-item cross-entropy of `item_scores`, over every position.
+
+        With the copy score the softmax is a mixture: Σ_i exp(score_i) = Z_catalogue +
+        Σ_{j ≤ k} exp(c_kj) (every history position's copy mass), and the target scores
+        logaddexp(its catalogue score, its copy score). So only Z_catalogue involves the
+        whole catalogue: exact under `item_loss="full"`, estimated from the sampled
+        negatives (log-Q corrected, as `ItemHead`) under `"sampled"`.
+        """
+        head = self.item_head
+        d = ops.shape(y_pred["item_hidden"])[-1]
+        hidden = ops.reshape(y_pred["item_hidden"], (-1, d))
         labels = ops.reshape(ops.cast(y["item"], "int32"), (-1,))
-        weights = ops.reshape(ops.cast(y["weight"], "float32"), (-1,))
-        true = ops.take_along_axis(scores, labels[:, None], axis=-1)[:, 0]
-        ce = ops.logsumexp(scores, axis=-1) - true
+        # An unknown (OOV) target cannot be recommended: no item loss for it.
+        weights = ops.reshape(ops.cast(y["weight"], "float32"), (-1,)) * ops.cast(labels >= NUM_RESERVED_IDS, "float32")
+        kernel = ops.cast(head.kernel, "float32")
+        bias = ops.cast(head.bias, "float32")
+        hidden32 = ops.cast(hidden, "float32")
+        true = ops.sum(hidden32 * ops.transpose(ops.take(kernel, labels, axis=1)), axis=-1) + ops.take(bias, labels)
+        intent_logits = alpha = None
+        if getattr(self, "intent_score", None) is not None:
+            intent_logits = {h.name: ops.reshape(y_pred[f"intent_logits_{h.name}"], (-1, h.num_classes))
+                             for h in self.intent_heads}
+            if "intent_attention" in y_pred:
+                alpha = ops.reshape(y_pred["intent_attention"], (-1, len(self.intent_heads)))
+            true = true + self.intent_score.at_items(intent_logits, alpha, labels, per_row=True)
+        if self.config.item_loss == "sampled" and training:
+            negatives = head.sample_negatives(labels, weights)
+            neg = ops.matmul(hidden32, ops.take(kernel, negatives, axis=1)) + ops.take(bias, negatives)[None, :]
+            neg = neg - head.log_expected_count(negatives)[None, :]
+            if intent_logits is not None:
+                neg = neg + self.intent_score.at_items(intent_logits, alpha, negatives, per_row=False)
+            neg = ops.where(ops.equal(labels[:, None], negatives[None, :]), -1e9, neg)  # accidental hits
+            log_partition = ops.logsumexp(ops.concatenate([true[:, None], neg], axis=-1), axis=-1)
+        else:
+            scores = ops.cast(head(hidden), "float32")
+            if intent_logits is not None:
+                scores = scores + self.intent_score(intent_logits, alpha)
+            log_partition = ops.logsumexp(scores, axis=-1)
+        if getattr(self, "repeat", None) is not None:
+            copy, history = self._copy_logits(y_pred, x["item"])  # [rows, seq]
+            log_partition = ops.logaddexp(log_partition, ops.logsumexp(copy, axis=-1))
+            true = ops.logaddexp(true, ops.logsumexp(ops.where(ops.equal(history, labels[:, None]), copy, -1e9),
+                                                     axis=-1))
+        ce = log_partition - true
         return ops.sum(ce * weights) / ops.maximum(ops.sum(weights), 1e-6)
+
+    def _copy_logits(self, outputs, items, last_only=False):
+        """(copy logits c `[rows, seq]`, -1e9 where not copyable; the history ids `[rows, seq]`)."""
+        items = ops.cast(items, "int32")
+        hidden = outputs["item_hidden"]
+        gate = [ops.cast(hidden, "float32")] + [ops.cast(outputs[f"intent_{h.name}"], "float32")
+                                                for h in self.intent_heads]
+        # Unknown (OOV) history items are not copied: they cannot be recommended.
+        copy = self.repeat(hidden, ops.concatenate(gate, axis=-1), ops.greater_equal(items, NUM_RESERVED_IDS))
+        if last_only:
+            return copy[:, -1], items
+        seq = ops.shape(items)[1]
+        return ops.reshape(copy, (-1, seq)), ops.reshape(ops.repeat(items[:, None, :], seq, axis=1), (-1, seq))
 
     def item_scores(self, outputs, items, last_only=False):
         """Full-catalogue next-item scores: the item head's, plus the intent and copy terms.
@@ -261,7 +312,6 @@ class IntentRec(keras.Model):
             float32 `[batch, |I|]` (last_only) or `[batch * seq, |I|]`.
         """
         hidden = outputs["item_hidden"]
-        seq_hidden = hidden
 
         def rows(t):  # [batch, seq, ...] → the scored rows
             return t[:, -1] if last_only else ops.reshape(t, (-1,) + tuple(t.shape[2:]))
@@ -272,16 +322,7 @@ class IntentRec(keras.Model):
             alpha = rows(outputs["intent_attention"]) if "intent_attention" in outputs else None
             scores = scores + self.intent_score(logits, alpha)
         if getattr(self, "repeat", None) is not None:
-            items = ops.cast(items, "int32")
-            gate = [ops.cast(seq_hidden, "float32")] + [
-                ops.cast(outputs[f"intent_{h.name}"], "float32") for h in self.intent_heads]
-            copy = self.repeat(seq_hidden, ops.concatenate(gate, axis=-1), ops.not_equal(items, 0))  # [b, q, k]
-            if last_only:
-                copy_rows, history = copy[:, -1], items
-            else:
-                seq = ops.shape(items)[1]
-                copy_rows = ops.reshape(copy, (-1, seq))
-                history = ops.reshape(ops.repeat(items[:, None, :], seq, axis=1), (-1, seq))
+            copy_rows, history = self._copy_logits(outputs, items, last_only)
             scores = mix_with_history(scores, copy_rows, history)
         return scores
 

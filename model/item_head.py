@@ -232,10 +232,13 @@ class ItemHead(layers.Layer):
         hidden = ops.reshape(hidden, (-1, d))
         labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
         weights = ops.reshape(ops.cast(weights, "float32"), (-1,))
+        # An unknown (OOV) target cannot be recommended: learning to predict "some new
+        # item" would only take probability from the items that can be.
+        weights = weights * ops.cast(labels >= NUM_RESERVED_IDS, "float32")
         sampled = self.loss_mode == "sampled" and training
         # Negatives are drawn once, outside the row selection below (random ops
         # inside `ops.cond` branches would advance the seed state twice).
-        negatives = self._sample_negatives(labels, weights) if sampled else None
+        negatives = self.sample_negatives(labels, weights) if sampled else None
 
         def weighted_sum(rows_hidden, rows_labels, rows_weights):
             if sampled:
@@ -274,7 +277,7 @@ class ItemHead(layers.Layer):
 
         return ops.cond(ops.sum(labelled) <= budget, compact, lambda: fn(hidden, labels, weights))
 
-    def _sample_negatives(self, labels, weights):
+    def sample_negatives(self, labels, weights):
         """`[num_sampled_negatives]` ids: half targets of random labelled rows, half uniform."""
         num_in_batch = self.num_sampled_negatives // 2
         num_uniform = self.num_sampled_negatives - num_in_batch
@@ -300,6 +303,18 @@ class ItemHead(layers.Layer):
         )
         return ops.concatenate([ops.cast(in_batch, "int32"), ops.cast(uniform, "int32")])
 
+    def log_expected_count(self, negatives):
+        """log E[count] of each drawn negative in the pool: the log-Q correction `[n]`.
+
+        q is the per-draw probability of the pool's mixture (training popularity stands
+        in for the in-batch label distribution), times the draws.
+        """
+        num_in_batch = self.num_sampled_negatives // 2
+        num_items = float(self.item_vocab_size - NUM_RESERVED_IDS)
+        frac_in_batch = num_in_batch / self.num_sampled_negatives
+        q = frac_in_batch * ops.exp(ops.take(self.log_prior, negatives)) + (1.0 - frac_in_batch) / num_items
+        return ops.log(float(self.num_sampled_negatives) * q)
+
     def _sampled_cross_entropy(self, hidden, labels, negatives):
         """CE_r ≈ log(exp(l_t) + Σ_neg exp(l_j − log E[count_j])) − l_t, per row.
 
@@ -310,13 +325,7 @@ class ItemHead(layers.Layer):
         draws (correcting it as well, as TF's `sampled_softmax_loss` does, gives
         log(exp(l_t) + N·q_t·Z_{-t}) − l_t instead, a popularity-dependent bias).
         """
-        num_in_batch = self.num_sampled_negatives // 2
-        # q: the per-draw probability of the pool's mixture (training popularity
-        # stands in for the in-batch label distribution), times the draws.
-        num_items = float(self.item_vocab_size - NUM_RESERVED_IDS)
-        frac_in_batch = num_in_batch / self.num_sampled_negatives
-        q = frac_in_batch * ops.exp(ops.take(self.log_prior, negatives)) + (1.0 - frac_in_batch) / num_items
-        log_expected = ops.log(float(self.num_sampled_negatives) * q)
+        log_expected = self.log_expected_count(negatives)
 
         kernel = ops.cast(self.kernel, hidden.dtype)
         bias = ops.cast(self.bias, "float32")

@@ -38,7 +38,7 @@ class IntentItemScore(layers.Layer):
     for single-label heads (`[|I|]` int), a row-normalised multi-hot for multi-label
     heads (`[|I|, C]`: the mean log-probability of the item's values). Items without
     a known value (reserved ids, items only seen outside training) get 0. A head whose
-    label is not an attribute of the item (e.g. an action type) has `use = 0`.
+    label is not an attribute of the item (e.g. an action type) has `is_item_attribute = 0`.
 
     Args:
         heads: the model's `IntentHead`s.
@@ -53,7 +53,7 @@ class IntentItemScore(layers.Layer):
         self.use_alpha = bool(use_alpha)
 
     def build(self, input_shape=None):
-        self.tables, self.use = {}, {}
+        self.tables = {}
         for head in self.heads:
             if head.kind == "single":
                 self.tables[head.name] = self.add_weight(
@@ -63,8 +63,9 @@ class IntentItemScore(layers.Layer):
                 self.tables[head.name] = self.add_weight(
                     shape=(self.item_vocab_size, head.num_classes), initializer="zeros", trainable=False,
                     name=f"{head.name}_of_item")
-            self.use[head.name] = self.add_weight(shape=(), initializer="zeros", trainable=False,
-                                                  name=f"{head.name}_is_item_attribute")
+        # 1 for the heads whose label is an attribute of the item (`set_item_attributes`).
+        self.is_item_attribute = self.add_weight(shape=(max(len(self.heads), 1),), initializer="zeros",
+                                                 trainable=False, name="is_item_attribute")
         # softplus(0.55) ≈ 1: start from the plain log-probability.
         self.weight_logits = self.add_weight(shape=(max(len(self.heads), 1),),
                                              initializer=keras.initializers.Constant(0.55), name="head_weights")
@@ -78,15 +79,44 @@ class IntentItemScore(layers.Layer):
                 table = table.astype("float32")
                 table = table / np.maximum(table.sum(axis=-1, keepdims=True), 1.0)
             self.tables[head.name].assign(table.astype(self.tables[head.name].dtype))
-            self.use[head.name].assign(float(bool(used.get(head.name, False))))
+        mask = [float(bool(used.get(h.name, False))) for h in self.heads] or [0.0]
+        self.is_item_attribute.assign(np.asarray(mask, "float32"))
 
     def head_weights(self, alpha=None):
         """`[rows, M]` (or `[M]` without α): each head's weight in the score."""
         w = ops.softplus(self.weight_logits)[: len(self.heads)]
-        w = w * ops.stack([self.use[h.name] for h in self.heads])
+        w = w * ops.convert_to_tensor(self.is_item_attribute)[: len(self.heads)]
         if self.use_alpha and alpha is not None:
             return w[None, :] * ops.cast(alpha, "float32") * float(len(self.heads))
         return w
+
+    def at_items(self, intent_logits: dict, alpha, ids, per_row: bool):
+        """The term for some items only: `ids` int `[rows]` (one item per row, e.g. the
+        targets: → `[rows]`) or `[n]` (shared by every row, e.g. sampled negatives:
+        → `[rows, n]`)."""
+        w = self.head_weights(alpha)
+        ids = ops.cast(ids, "int32")
+        total = 0.0
+        for m, head in enumerate(self.heads):
+            logits = ops.cast(intent_logits[head.name], "float32")
+            if len(w.shape) == 2:
+                weight = w[:, m] if per_row else w[:, m:m + 1]
+            else:
+                weight = w[m]
+            if head.kind == "single":
+                log_p = ops.log_softmax(logits, axis=-1)
+                attr = ops.take(ops.convert_to_tensor(self.tables[head.name]), ids)
+                if per_row:
+                    value = ops.take_along_axis(log_p, attr[:, None], axis=-1)[:, 0]
+                else:
+                    value = ops.take(log_p, attr, axis=1)
+                value = ops.where((attr > 1) if per_row else (attr > 1)[None, :], value, 0.0)
+            else:
+                log_p = ops.log_sigmoid(logits)
+                values = ops.take(ops.convert_to_tensor(self.tables[head.name]), ids, axis=0)  # [rows or n, C]
+                value = ops.sum(log_p * values, axis=-1) if per_row else ops.matmul(log_p, ops.transpose(values))
+            total = total + weight * value
+        return total
 
     def call(self, intent_logits: dict, alpha=None):
         """intent_logits: {head: `[rows, C]`}; alpha `[rows, M]` or None → `[rows, |I|]` float32."""
@@ -95,13 +125,14 @@ class IntentItemScore(layers.Layer):
         for m, head in enumerate(self.heads):
             logits = ops.cast(intent_logits[head.name], "float32")
             weight = w[:, m:m + 1] if len(w.shape) == 2 else w[m]
+            table = ops.convert_to_tensor(self.tables[head.name])
             if head.kind == "single":
                 log_p = ops.log_softmax(logits, axis=-1)
-                per_item = ops.take(log_p, self.tables[head.name], axis=1)  # [rows, |I|]
-                per_item = ops.where(self.tables[head.name][None, :] > 1, per_item, 0.0)  # unknown value: 0
+                per_item = ops.take(log_p, table, axis=1)  # [rows, |I|]
+                per_item = ops.where(table[None, :] > 1, per_item, 0.0)  # unknown value: 0
             else:
                 log_p = ops.log_sigmoid(logits)
-                per_item = ops.matmul(log_p, ops.transpose(self.tables[head.name]))  # mean over the item's values
+                per_item = ops.matmul(log_p, ops.transpose(table))  # mean over the item's values
             total = total + weight * per_item
         return total
 
@@ -133,10 +164,10 @@ class RepeatScore(layers.Layer):
         self.key = layers.Dense(d_key, use_bias=False, name="key")
         self.gate = layers.Dense(1, name="gate")
 
-    def build(self, hidden_shape, gate_shape=None):
+    def build(self, hidden_shape, gate_features_shape=None, valid_shape=None):
         self.query.build(hidden_shape)
         self.key.build(hidden_shape)
-        self.gate.build(gate_shape if gate_shape is not None else hidden_shape)
+        self.gate.build(gate_features_shape if gate_features_shape is not None else hidden_shape)
         self.built = True
 
     def call(self, hidden, gate_features, valid):
