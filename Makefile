@@ -23,10 +23,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 run: setup
 	$(PY) -m pipeline.local_runner
 
-# The model is backend-agnostic: its tests run on TensorFlow and again on JAX.
+# The model is backend-agnostic: its tests run on TensorFlow and again on JAX; the
+# benchmarks' own tests (backend-agnostic code that trains models) run on JAX only,
+# the faster CPU backend. Test files run on two workers (pytest-xdist; a file's tests
+# stay on one worker, so module fixtures such as the end-to-end pipeline run once).
 test: setup
-	$(PY) -m pytest -q tests
-	KERAS_BACKEND=jax $(PY) -m pytest -q tests/model
+	$(PY) -m pytest -q -n 2 --dist loadfile tests --ignore=tests/bench
+	KERAS_BACKEND=jax $(PY) -m pytest -q -n 2 --dist loadfile tests/model tests/bench
 
 # Serves what `make run` pushed, on TF Serving's ports (gRPC 8500, REST 8501), like
 # `tensorflow_model_server --model_name=intentrec --model_base_path=serving_root/intentrec`.

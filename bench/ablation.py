@@ -273,6 +273,12 @@ def main(argv=None):
         if runs:
             results[row.id] = runs
     text = table(args.study, [r for r in STUDIES[args.study] if r.id in results], results, REFERENCE[args.study])
+    exclude_seen = training.resolve_exclude_seen(train_cfg.exclude_seen, encoded.train)
+    reference = training.reference_baselines(encoded, train_cfg, exclude_seen)
+    text += ("\n\nNon-neural references on the same split: " + ", ".join(
+        f"{name} NDCG@10 {reference[name]['ndcg@10']:.4f}" for name in ("popularity", "cooccurrence"))
+        + "; majority-class intent accuracy " + ", ".join(
+        f"{k.split('/', 1)[1]} {v:.4f}" for k, v in reference["majority"].items()) + ".")
     header = (f"# Ablation `{args.study}` on `{args.dataset}`\n\nCommand: `python -m bench.ablation --dataset "
               f"{args.dataset} --study {args.study} --seeds {args.seeds}`; backend {backend}; training protocol: "
               f"`TrainConfig` defaults{' + ' + ', '.join(args.train) if args.train else ''}; test metrics, mean ± std "

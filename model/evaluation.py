@@ -148,7 +148,8 @@ def intent_hits(probabilities, labels, kind) -> np.ndarray:
     return labels[np.arange(len(predicted)), predicted].astype(np.float64) > 0
 
 
-def evaluate(model, x, y, batch_size=256, exclude_seen=False, item_chunk=65536, progress=None, seen=None) -> dict:
+def evaluate(model, x, y, batch_size=256, exclude_seen=False, item_chunk=65536, progress=None, seen=None,
+             length_buckets=4) -> dict:
     """Next-item ranking metrics and next-intent accuracy at the last position.
 
     Args:
@@ -162,6 +163,8 @@ def evaluate(model, x, y, batch_size=256, exclude_seen=False, item_chunk=65536, 
         progress: optional callable wrapping the batch iterator (e.g. tqdm).
         seen: a `datasets.encoder.SeenItems` with every item each user saw before
             the target (`Split.seen`).
+        length_buckets: users are scored in batches of one history-length bucket, cut
+            to it (`model.batching.bucket_boundaries`); 1: every batch keeps max_len.
 
     Returns:
         dict of metrics, plus `num_users`.
@@ -173,7 +176,7 @@ def evaluate(model, x, y, batch_size=256, exclude_seen=False, item_chunk=65536, 
     # Users are scored in batches of one length bucket, each cut to that length (as the
     # training batches): a short-history log is not scored over max_len positions. Every
     # batch is padded to `batch_size` rows, so each bucket compiles one forward pass.
-    boundaries = bucket_boundaries(items.shape[1], 4)
+    boundaries = bucket_boundaries(items.shape[1], length_buckets)
     bucket = np.searchsorted(boundaries, np.maximum(history_lengths(items), 1))
     batches = [(boundaries[b], rows[lo:lo + batch_size]) for b in range(len(boundaries))
                for rows in [np.flatnonzero(bucket == b)] for lo in range(0, len(rows), batch_size)]

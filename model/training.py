@@ -266,7 +266,7 @@ class ValidationCallback(keras.callbacks.Callback):
         started = time.perf_counter()
         metrics = evaluation.evaluate(
             self.model, self.x, self.y, batch_size=self.cfg.eval_batch_size, exclude_seen=self.exclude_seen,
-            seen=self.seen,
+            seen=self.seen, length_buckets=self.cfg.length_buckets,
         )
         score = metrics[MODEL_SELECTION_METRIC]
         self.history.append({"epoch": epoch + 1, **(logs or {}), **{f"val_{k}": v for k, v in metrics.items()}})
@@ -361,7 +361,8 @@ def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "
         s = encoded.split(split)
         x, y = with_weights(s)
         result[split] = evaluation.evaluate(
-            model, x, y, batch_size=cfg.eval_batch_size, exclude_seen=exclude_seen, seen=seen_items(s, cfg, exclude_seen)
+            model, x, y, batch_size=cfg.eval_batch_size, exclude_seen=exclude_seen, seen=seen_items(s, cfg, exclude_seen),
+            length_buckets=cfg.length_buckets,
         )
     return result
 
