@@ -172,8 +172,9 @@ def parse_args(argv=None):
     p.add_argument("--pipeline-name", default=None)
     p.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN)
     p.add_argument("--top-k", type=int, default=PipelineConfig.top_k)
-    p.add_argument("--hparams", default='{"d_model": 32, "item_embedding_dim": 32, "d_proj": 16}',
-                   help="JSON of model.IntentRecConfig overrides (default: a demo-sized model)")
+    p.add_argument("--hparams", default="{}",
+                   help="JSON of model.IntentRecConfig overrides (default: none, the one default configuration "
+                        "that model.train and bench.paper_tables use too)")
     p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                    help="model.training.TrainConfig override (the protocol of model.train), e.g. epochs=5")
     p.add_argument("--trainer", action="append", default=[], metavar="KEY=VALUE",
