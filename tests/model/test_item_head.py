@@ -173,14 +173,14 @@ class ItemHeadLossTest(TestCase):
         labels = np.full((40,), 500, "int32")
         labels[::2] = 7  # unlabelled rows carry label 7: never an in-batch negative
         weights = np.where(labels == 500, 1.0, 0.0).astype("float32")
-        negatives = ops.convert_to_numpy(head._sample_negatives(labels, weights))
+        negatives = ops.convert_to_numpy(head.sample_negatives(labels, weights))
         self.assertEqual(negatives.shape, (400,))
         np.testing.assert_array_equal(negatives[:200], 500)
         self.assertNotIn(7, set(negatives[:200]))
         self.assertGreater(len(set(negatives[200:])), 150)  # uniform over 998 items
         self.assertTrue((negatives >= 2).all() and (negatives < 1000).all())
         # No labelled row at all: in-batch draws fall back to uniform.
-        negatives = ops.convert_to_numpy(head._sample_negatives(labels, np.zeros_like(weights)))
+        negatives = ops.convert_to_numpy(head.sample_negatives(labels, np.zeros_like(weights)))
         self.assertTrue((negatives >= 2).all())
         self.assertGreater(len(set(negatives[:200])), 100)
 
