@@ -37,6 +37,12 @@ OLD_BACKBONE = {"position_embedding": False, "tie_item_embeddings": False, "inpu
                 "time_encoding": True}
 SASREC_BACKBONE = {"position_embedding": True, "tie_item_embeddings": True, "input_projection": "item_plus_dense",
                    "time_encoding": True}
+# Every ablation row starts from the item scores as they were when the studies began
+# (both off), not from today's `IntentRecConfig` defaults: a row means the same model
+# whatever the defaults become, so its cached runs stay valid.
+ABLATION_BASE = {"intent_item_score": False, "repeat_score": False}
+# Today's default IntentRec (issue 12's outcome), spelled out for the same reason.
+DEFAULT_INTENTREC = {**SASREC_BACKBONE, "intent_item_score": True, "repeat_score": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +123,7 @@ def build_model(row: Row, spec):
     from model.baselines import build_baseline
 
     if row.model == "intentrec":
-        config = dict(row.config)
+        config = {**ABLATION_BASE, **row.config}
         intents = config.pop("intents", None)
         return IntentRec(IntentRecConfig.from_feature_spec(spec, intents=intents, **config))
     return build_baseline(row.model, spec, **row.config)
@@ -191,9 +197,12 @@ def compare(values, reference) -> str:
 
 def table(study: str, rows: list, results: dict, reference: str) -> str:
     ref_runs = results.get(reference, [])
+    # Every study's question is also "does it beat SASRec?": a second comparison column.
+    vs_sasrec = "sasrec" in results and reference != "sasrec"
     intents = sorted({k for runs in results.values() for r in runs for k in r["test"] if k.startswith("intent_")})
     has_alpha = any(r.get("alpha") for runs in results.values() for r in runs)
-    header = ["row", "n", *[m for m in METRICS], f"NDCG@10 vs {reference}", *[k.split("/", 1)[1] + " acc" for k in intents],
+    header = ["row", "n", *[m for m in METRICS], f"NDCG@10 vs {reference}",
+              *(["NDCG@10 vs SASRec"] if vs_sasrec else []), *[k.split("/", 1)[1] + " acc" for k in intents],
               *(["α std across users", "α entropy"] if has_alpha else []), "best epoch / run", "min / run"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -202,6 +211,9 @@ def table(study: str, rows: list, results: dict, reference: str) -> str:
         cells += [summarize([r["test"][m] for r in runs]) for m in METRICS]
         cells.append("ref" if row.id == reference else compare([r["test"]["ndcg@10"] for r in runs],
                                                                [r["test"]["ndcg@10"] for r in ref_runs]))
+        if vs_sasrec:
+            cells.append("ref" if row.id == "sasrec" else compare(
+                [r["test"]["ndcg@10"] for r in runs], [r["test"]["ndcg@10"] for r in results["sasrec"]]))
         cells += [summarize([r["test"][k] for r in runs if k in r["test"]]) for k in intents]
         if has_alpha:
             spread = [np.mean(list(r["alpha"]["std_across_users"].values())) for r in runs if r.get("alpha")]
@@ -279,10 +291,14 @@ def main(argv=None):
         f"{name} NDCG@10 {reference[name]['ndcg@10']:.4f}" for name in ("popularity", "cooccurrence"))
         + "; majority-class intent accuracy " + ", ".join(
         f"{k.split('/', 1)[1]} {v:.4f}" for k, v in reference["majority"].items()) + ".")
+    seen = {"history": "seen items excluded from the ranking: the user's whole known history",
+            "window": "seen items excluded from the ranking: the input window only"}[train_cfg.seen_filter] \
+        if exclude_seen else "seen items kept in the ranking (re-consumption is common in this log)"
     header = (f"# Ablation `{args.study}` on `{args.dataset}`\n\nCommand: `python -m bench.ablation --dataset "
-              f"{args.dataset} --study {args.study} --seeds {args.seeds}`; backend {backend}; training protocol: "
-              f"`TrainConfig` defaults{' + ' + ', '.join(args.train) if args.train else ''}; test metrics, mean ± std "
-              f"over seeds; p: Welch's t-test.\n\n")
+              f"{args.dataset} --study {args.study} --seeds {args.seeds}` (rows trained by any command of the study "
+              f"are listed); backend {backend}; training protocol: `TrainConfig` defaults"
+              f"{' + ' + ', '.join(args.train) if args.train else ''}; {seen}; test metrics, mean ± std over seeds; "
+              f"p: Welch's t-test.\n\n")
     (out / f"ablation_{args.study}.md").write_text(header + text + "\n")
     (out / f"ablation_{args.study}.json").write_text(json.dumps(results, indent=1, default=float))
     print(header + text)

@@ -131,7 +131,7 @@ class IntentRecConfig(ModelConfig):
     # --- Backbone (docs/experiments.md, "IntentRec vs SASRec": each measured alone). ---
     # A learned embedding of the position in the window (as SASRec): timestamps alone
     # cannot order the many interactions that share one (MovieLens rates in bursts).
-    position_embedding: bool = False
+    position_embedding: bool = True
     # The paper's timestamp encoding (log time since the window start and since the
     # previous interaction) added to every encoder input.
     time_encoding: bool = True
@@ -139,28 +139,34 @@ class IntentRecConfig(ModelConfig):
     # LayerNorm on the concatenation; "item_plus_dense" keeps the item embedding as is
     # (× √d, as SASRec) and adds an FC projection of the other features, so the item's
     # identity reaches the encoder unmixed.
-    input_projection: Literal["dense_norm", "item_plus_dense"] = "dense_norm"
+    input_projection: Literal["dense_norm", "item_plus_dense"] = "item_plus_dense"
     # The same choice for the intent encoder of V2/V3 (None: as `input_projection`). Its
     # job is to predict intents from all the metadata, not to score items.
     intent_input_projection: Optional[Literal["dense_norm", "item_plus_dense"]] = None
     # Score items with the input item embeddings (+ a per-item bias), as SASRec: one
     # table learns from both sides, which rare items need. Needs item width = d_model.
-    tie_item_embeddings: bool = False
+    tie_item_embeddings: bool = True
 
     # --- Item score (model.item_scores). ---
     # Add Σ_h w_h · log p_h(attr_h(i)): each intent head's predicted log-probability of
     # the candidate item's own value (genre, movie/show, category...), weighted per head
     # and, in V2/V3, by the user's attention α. Intents then move the ranking directly.
-    intent_item_score: bool = False
+    # None: on, except under the chunked loss (its custom gradient covers the item head only).
+    intent_item_score: Optional[bool] = None
     # A copy score over the history items, gated by the hidden state and the intents, mixed
     # with the catalogue score (logaddexp): re-views and "continue watching" become
-    # predictable. Only useful where seen items are not excluded from the ranking.
-    repeat_score: bool = False
+    # predictable. Where seen items are excluded it leaves the ranking of unseen items as it
+    # is (the gate learns to stay shut). None: on, except under the chunked loss.
+    repeat_score: Optional[bool] = None
     repeat_key_dim: int = 32  # width of the copy score's query/key projections
 
     def __post_init__(self):
         super().__post_init__()
-        if (self.intent_item_score or self.repeat_score) and self.item_loss == "chunked":
+        chunked = self.item_loss == "chunked"
+        for name in ("intent_item_score", "repeat_score"):
+            if getattr(self, name) is None:
+                setattr(self, name, not chunked)
+        if (self.intent_item_score or self.repeat_score) and chunked:
             raise ValueError("intent_item_score / repeat_score need item_loss 'full' or 'sampled' (the chunked "
                              "loss's custom gradient covers the item head only)")
         if self.variant not in VARIANTS:

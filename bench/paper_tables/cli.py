@@ -52,6 +52,16 @@ def build_parser():
     return p
 
 
+def model_defaults() -> dict:
+    """The model configs' defaults (not the data-derived fields) that a row inherits."""
+    from model import IntentRecConfig
+    from model.baselines import BaselineConfig
+
+    return {cls.__name__: {f.name: f.default for f in dataclasses.fields(cls)
+                           if f.default is not dataclasses.MISSING and f.name != "feature_spec"}
+            for cls in (IntentRecConfig, BaselineConfig)}
+
+
 def _without_provenance(argv):
     out, skip = [], False
     for a in argv:
@@ -119,8 +129,10 @@ def main(argv=None) -> dict:
     if quick:
         out_dir = out_dir.with_name(out_dir.name + "-quick")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The model defaults are part of a run's identity: a row is "IntentRecConfig defaults +
+    # its overrides", so runs cached under other defaults must not be reused.
     context = {"dataset": args.dataset, "data_args": data_kwargs, "max_len": max_len, "settings": settings,
-               "backend": keras.config.backend()}
+               "backend": keras.config.backend(), "model_defaults": model_defaults()}
     runner = Runner(encoded, settings, context, out_dir / "runs.jsonl", args.fresh, log,
                     verbose=0 if quick else 1,  # 1: the protocol line and one line per epoch in the log
                     report_only=args.report_only)

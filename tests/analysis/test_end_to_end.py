@@ -37,7 +37,7 @@ def runs(tmp_path_factory, synthetic):
         keras.utils.set_random_seed(0)
         cfg = IntentRecConfig.from_feature_spec(
             enc.feature_spec, variant=variant, d_model=16, num_heads=2, intent_layers=1,
-            item_layers=1, item_embedding_dim=8, feature_embedding_dim=4, d_short=4, d_proj=6, dropout=0.0)
+            item_layers=1, feature_embedding_dim=4, d_short=4, d_proj=6, dropout=0.0)
         m = IntentRec(cfg)
         m.item_head.set_prior(enc.item_popularity)
         d = root / variant

@@ -155,18 +155,29 @@ class IntentRecTest(TestCase):
         model = self.make_model(variant="v0")
         x, y = self.random_batch(batch=2)
         y_pred = model(x, training=False)
-        logits = ops.convert_to_numpy(model.item_head(y_pred["item_hidden"]))
+        self.assertAlmostEqual(float(model.compute_loss(x, y, y_pred)), self.item_loss(model, x, y, y_pred), places=4)
+        # Without the intent and copy terms the loss is the item head's alone.
+        plain = self.make_model(variant="v0", intent_item_score=False, repeat_score=False)
+        y_pred = plain(x, training=False)
+        self.assertFalse(plain.has_item_score_terms)
+        self.assertAlmostEqual(float(plain.compute_loss(x, y, y_pred)), self.item_loss(plain, x, y, y_pred), places=4)
+
+    @staticmethod
+    def item_loss(model, x, y, y_pred):
+        """The duration-weighted cross-entropy of the model's full-catalogue item scores."""
+        logits = ops.convert_to_numpy(model.item_scores(y_pred, x["item"])).astype("float64")
         logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-        ce = -np.take_along_axis(logp, y["item"][..., None], -1)[..., 0]
-        expected = (ce * y["weight"]).sum() / y["weight"].sum()
-        self.assertAlmostEqual(float(model.compute_loss(x, y, y_pred)), expected, places=4)
+        labels = y["item"].reshape(-1)
+        ce = -logp[np.arange(len(labels)), labels]
+        weight = y["weight"].reshape(-1) * (labels >= 2)  # OOV targets carry no item loss
+        return (ce * weight).sum() / weight.sum()
 
     def test_total_loss_is_item_plus_lambda_intents(self):
         model = self.make_model(variant="v3", intent_loss_weight=0.0)
         x, y = self.random_batch()
         y_pred = model(x, training=False)
-        item_only = float(model.item_head.loss(y_pred["item_hidden"], y["item"], y["weight"]))
-        self.assertAlmostEqual(float(model.compute_loss(x, y, y_pred)), item_only, places=5)
+        item_only = self.item_loss(model, x, y, y_pred)
+        self.assertAlmostEqual(float(model.compute_loss(x, y, y_pred)), item_only, places=4)
         model.config.intent_loss_weight = 2.0
         self.assertGreater(float(model.compute_loss(x, y, y_pred)), item_only + 0.1)
 
@@ -204,8 +215,15 @@ class IntentRecTest(TestCase):
         # The item head lives outside the functional graph; Keras 3.6 would leave it
         # out of trainable_variables (and frozen at its initial weights) if the model
         # did not track it explicitly.
-        model = self.make_model(variant="v3")
-        self.assertTrue(any(v is model.item_head.kernel for v in model.trainable_variables))
+        for tied in (False, True):
+            with self.subTest(tie_item_embeddings=tied):
+                self._check_item_head_trains(self.make_model(variant="v3", tie_item_embeddings=tied), tied)
+
+    def _check_item_head_trains(self, model, tied):
+        # Tied: the kernel is the (transposed) input embedding table, owned by the graph.
+        weight = model.item_head._tied_embedding.embeddings if tied else model.item_head.kernel
+        self.assertTrue(any(v is weight for v in model.trainable_variables))
+        self.assertTrue(any(v is model.item_head.bias for v in model.trainable_variables))
         kernel_before = ops.convert_to_numpy(model.item_head.kernel).copy()
         model.compile(optimizer=keras.optimizers.Adam(5e-3))
         x, y = self.random_batch(batch=8)
@@ -222,7 +240,8 @@ class IntentRecTest(TestCase):
         self.assertLess(full_after, full_before)
 
     def test_sampled_loss_masks_accidental_hits(self):
-        model = self.make_model(variant="v0", item_loss="sampled", num_sampled_negatives=64)
+        model = self.make_model(variant="v0", item_loss="sampled", num_sampled_negatives=64,
+                                tie_item_embeddings=False)
         hidden = self.rng.normal(size=(1, 1, 16)).astype("float32")
         labels = np.array([[5]], "int32")
         weights = np.ones((1, 1), "float32")

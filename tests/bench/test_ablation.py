@@ -1,0 +1,34 @@
+"""bench.ablation: rows keep their meaning when the model defaults change; the tables."""
+
+from bench import ablation
+from tests.test_case import FEATURE_SPEC, TestCase
+
+
+def _run(ndcg, seed):
+    return {"seed": seed, "test": {"ndcg@10": ndcg, "recall@10": ndcg, "mrr": ndcg}, "best_epoch": 3,
+            "epochs_run": 13, "wall_seconds": 60.0}
+
+
+class AblationTest(TestCase):
+    def test_rows_start_from_the_ablation_base_not_todays_defaults(self):
+        rows = {r.id: r for r in ablation.STUDIES["repeat"]}
+        plain = ablation.build_model(rows["v3"], FEATURE_SPEC)
+        self.assertFalse(plain.config.repeat_score)
+        self.assertFalse(plain.config.intent_item_score)
+        scored = ablation.build_model(rows["v3_repeat_intent_score"], FEATURE_SPEC)
+        self.assertTrue(scored.config.repeat_score and scored.config.intent_item_score)
+        # The default IntentRec is one of the rows, spelled out.
+        self.assertEqual(dict(rows["v3_repeat_intent_score"].overrides),
+                         {**ablation.DEFAULT_INTENTREC, "variant": "v3"})
+
+    def test_table_compares_with_the_reference_and_with_sasrec(self):
+        rows = [r for r in ablation.STUDIES["repeat"] if r.id in ("sasrec", "v3", "v3_repeat")]
+        results = {"sasrec": [_run(0.40, 0), _run(0.42, 1)], "v3": [_run(0.44, 0), _run(0.46, 1)],
+                   "v3_repeat": [_run(0.50, 0), _run(0.52, 1)]}
+        lines = ablation.table("repeat", rows, results, "v3").splitlines()
+        self.assertIn("NDCG@10 vs v3 | NDCG@10 vs SASRec", lines[0])
+        by_row = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in lines[2:]}
+        self.assertTrue(by_row["SASRec"][5].startswith("-8.9% (p="))  # 0.41 vs 0.45
+        self.assertEqual(by_row["SASRec"][6], "ref")
+        self.assertEqual(by_row["V3 (reference)"][5], "ref")
+        self.assertTrue(by_row["V3 + copy score"][6].startswith("+24.4% (p="))
