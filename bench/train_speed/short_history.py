@@ -116,7 +116,9 @@ def short_history_main(argv=None) -> dict:
     default_buckets = training.TrainConfig.length_buckets
     p = argparse.ArgumentParser(prog="python -m bench.train_speed short-history", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="intentrec,sasrec", help="comma list: intentrec,sasrec")
+    p.add_argument("--models", default="intentrec,sasrec",
+                   help="comma list: intentrec (today's default V3), intentrec_paper (the default before issue 12), "
+                        "sasrec")
     p.add_argument("--rows", type=int, default=BEAUTY_USERS, help="training rows (one per user)")
     p.add_argument("--items", type=int, default=BEAUTY_ITEMS)
     p.add_argument("--n", type=int, default=50, help="max_len")
