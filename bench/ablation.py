@@ -232,6 +232,9 @@ def main(argv=None):
     p.add_argument("--study", default="backbone", choices=sorted(STUDIES))
     p.add_argument("--rows", default=None, help="comma-separated row ids (default: every row of the study)")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--train-seeds", default=None,
+                   help="comma-separated seeds to train in this process (default: all of range(--seeds)); "
+                        "lets several processes share one study, each training other seeds")
     p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig override")
     p.add_argument("--out", default=str(REPO / "results"))
     p.add_argument("--list", action="store_true")
@@ -266,7 +269,8 @@ def main(argv=None):
     cache = load_runs(cache_path)
     backend = keras.config.backend()
     results = {}
-    for seed in range(args.seeds):
+    train_seeds = [int(v) for v in args.train_seeds.split(",")] if args.train_seeds else range(args.seeds)
+    for seed in train_seeds:
         for row in rows:
             key = run_key(args.dataset + json.dumps(data_kwargs, sort_keys=True), row, seed, train_key, backend)
             if key not in cache:

@@ -292,7 +292,8 @@ def set_item_attributes(model, train_x) -> dict:
     """Fills the model's intent item score tables from the training inputs (if it has one).
 
     Returns {head: consistency}: the share of training interactions that carry their
-    item's most frequent value; heads at or above 0.9 score items (model.item_scores).
+    item's most frequent value; heads at or above 0.9 that the item explains beyond the
+    global majority value score items (`model.item_scores.item_attribute_tables`).
     """
     scorer = getattr(model, "intent_score", None)
     if scorer is None:

@@ -86,6 +86,19 @@ class ItemScoresTest(TestCase):
         self.assertTrue(used["kind"]) and self.assertEqual(consistency["kind"], 1.0)
         self.assertFalse(used["mood"])
 
+    def test_a_skewed_label_is_not_an_item_attribute(self):
+        # 90% of interactions are "view" (2) whatever the item: 90% consistent per item,
+        # yet the item explains nothing beyond the global majority.
+        rng = np.random.default_rng(0)
+        items = rng.integers(2, 50, (200, 10))
+        x = {"item": items, "action": np.where(rng.random(items.shape) < 0.9, 2, 3),
+             "category": items % 7 + 2}
+        heads = [IntentHead("action", "single", 4), IntentHead("category", "single", 9)]
+        _, used, consistency = item_attribute_tables(x, heads, item_vocab_size=50)
+        self.assertGreaterEqual(consistency["action"], 0.9)
+        self.assertFalse(used["action"])
+        self.assertTrue(used["category"])
+
     def test_saving_keeps_the_tables_and_the_scores(self):
         x, _ = self.random_batch(batch=2)
         model = self.make_scored_model()
