@@ -128,7 +128,7 @@ class IntentRecConfig(ModelConfig):
     short_term_window_count: int = 10  # L: fallback window without timestamps
     d_proj: int = 32  # Z width: projection of every head's prediction
 
-    # --- Backbone (docs/experiments.md, "IntentRec vs SASRec": each measured alone). ---
+    # --- Backbone (docs/experiments.md, "The default IntentRec against SASRec": each measured alone). ---
     # A learned embedding of the position in the window (as SASRec): timestamps alone
     # cannot order the many interactions that share one (MovieLens rates in bursts).
     position_embedding: bool = True
