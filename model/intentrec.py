@@ -255,10 +255,9 @@ class IntentRec(keras.Model):
         labels = ops.reshape(ops.cast(y["item"], "int32"), (-1,))
         # An unknown (OOV) target cannot be recommended: no item loss for it.
         weights = ops.reshape(ops.cast(y["weight"], "float32"), (-1,)) * ops.cast(labels >= NUM_RESERVED_IDS, "float32")
-        kernel = ops.cast(head.kernel, "float32")
-        bias = ops.cast(head.bias, "float32")
+        # Scored in float32 whatever the compute dtype: the extra terms are added in float32.
         hidden32 = ops.cast(hidden, "float32")
-        true = ops.sum(hidden32 * ops.transpose(ops.take(kernel, labels, axis=1)), axis=-1) + ops.take(bias, labels)
+        true = head.target_logits(hidden32, labels)
         intent_logits = alpha = None
         if getattr(self, "intent_score", None) is not None:
             intent_logits = {h.name: ops.reshape(y_pred[f"intent_logits_{h.name}"], (-1, h.num_classes))
@@ -268,11 +267,9 @@ class IntentRec(keras.Model):
             true = true + self.intent_score.at_items(intent_logits, alpha, labels, per_row=True)
         if self.config.item_loss == "sampled" and training:
             negatives = head.sample_negatives(labels, weights)
-            neg = ops.matmul(hidden32, ops.take(kernel, negatives, axis=1)) + ops.take(bias, negatives)[None, :]
-            neg = neg - head.log_expected_count(negatives)[None, :]
+            neg = head.negative_logits(hidden32, labels, negatives)  # accidental hits stay at ~-1e9
             if intent_logits is not None:
                 neg = neg + self.intent_score.at_items(intent_logits, alpha, negatives, per_row=False)
-            neg = ops.where(ops.equal(labels[:, None], negatives[None, :]), -1e9, neg)  # accidental hits
             log_partition = ops.logsumexp(ops.concatenate([true[:, None], neg], axis=-1), axis=-1)
         else:
             scores = ops.cast(head(hidden), "float32")

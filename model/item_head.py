@@ -325,19 +325,26 @@ class ItemHead(layers.Layer):
         draws (correcting it as well, as TF's `sampled_softmax_loss` does, gives
         log(exp(l_t) + N·q_t·Z_{-t}) − l_t instead, a popularity-dependent bias).
         """
-        log_expected = self.log_expected_count(negatives)
+        true_logit = self.target_logits(hidden, labels)
+        logits = ops.concatenate([true_logit[:, None], self.negative_logits(hidden, labels, negatives)], axis=-1)
+        return ops.logsumexp(logits, axis=-1) - true_logit
 
+    def target_logits(self, hidden, labels):
+        """Each row's logit of its own label: hidden `[rows, d]`, labels `[rows]` → float32 `[rows]`."""
         kernel = ops.cast(self.kernel, hidden.dtype)
-        bias = ops.cast(self.bias, "float32")
         true_w = ops.take(kernel, labels, axis=1)  # [d, rows]
         true_logit = ops.sum(ops.cast(hidden, "float32") * ops.cast(ops.transpose(true_w), "float32"), axis=-1)
-        true_logit = true_logit + ops.take(bias, labels)
+        return true_logit + ops.take(ops.cast(self.bias, "float32"), labels)
+
+    def negative_logits(self, hidden, labels, negatives):
+        """The sampled negatives' logits, log-Q corrected, accidental hits (a row's own
+        label among them) at -1e9: float32 `[rows, n]`."""
+        kernel = ops.cast(self.kernel, hidden.dtype)
         neg_logits = ops.cast(ops.matmul(hidden, ops.take(kernel, negatives, axis=1)), "float32")
-        neg_logits = neg_logits + (ops.take(bias, negatives) - log_expected)[None, :]
+        neg_logits = neg_logits + (ops.take(ops.cast(self.bias, "float32"), negatives)
+                                   - self.log_expected_count(negatives))[None, :]
         accidental = ops.equal(labels[:, None], negatives[None, :])
-        neg_logits = ops.where(accidental, -1e9, neg_logits)
-        logits = ops.concatenate([true_logit[:, None], neg_logits], axis=-1)
-        return ops.logsumexp(logits, axis=-1) - true_logit
+        return ops.where(accidental, -1e9, neg_logits)
 
     def compute_output_shape(self, hidden_shape):
         return tuple(hidden_shape[:-1]) + (self.item_vocab_size,)

@@ -120,21 +120,7 @@ class IntentItemScore(layers.Layer):
 
     def call(self, intent_logits: dict, alpha=None):
         """intent_logits: {head: `[rows, C]`}; alpha `[rows, M]` or None → `[rows, |I|]` float32."""
-        w = self.head_weights(alpha)
-        total = 0.0
-        for m, head in enumerate(self.heads):
-            logits = ops.cast(intent_logits[head.name], "float32")
-            weight = w[:, m:m + 1] if len(w.shape) == 2 else w[m]
-            table = ops.convert_to_tensor(self.tables[head.name])
-            if head.kind == "single":
-                log_p = ops.log_softmax(logits, axis=-1)
-                per_item = ops.take(log_p, table, axis=1)  # [rows, |I|]
-                per_item = ops.where(table[None, :] > 1, per_item, 0.0)  # unknown value: 0
-            else:
-                log_p = ops.log_sigmoid(logits)
-                per_item = ops.matmul(log_p, ops.transpose(table))  # mean over the item's values
-            total = total + weight * per_item
-        return total
+        return self.at_items(intent_logits, alpha, ops.arange(self.item_vocab_size), per_row=False)
 
     def get_config(self):
         config = super().get_config()

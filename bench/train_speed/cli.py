@@ -18,7 +18,7 @@ import keras
 from bench.train_speed.accuracy import accuracy_main
 from bench.train_speed.cases import MODES, Case, grid
 from bench.train_speed.measure import device_kind, environment, matmul_peak, run_case
-from bench.train_speed.report import BASELINES, table
+from bench.train_speed.report import BASELINES, table, write_final
 from bench.train_speed.short_history import short_history_main
 from model.transformer_encoder import set_flash_attention
 
@@ -130,8 +130,4 @@ def main(argv=None) -> dict:
         report["results"].append(result)
         report["wall_s"] = time.perf_counter() - started
         out.write_text(json.dumps(report, indent=1))
-    report["table"] = table(report["results"])
-    out.write_text(json.dumps(report, indent=1))
-    print(report["table"])
-    print(f"[train_speed] wrote {out}")
-    return report
+    return write_final(report, out, table(report["results"]), "train_speed")

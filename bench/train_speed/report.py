@@ -3,6 +3,8 @@ naive steps of the same model and shape measured in the same run."""
 
 from __future__ import annotations
 
+import json
+
 COLUMNS = [("model", "{}"), ("mode", "{}"), ("precision", "{}"), ("jit", "{}"), ("attention", "{}"), ("n", "{}"), ("items", "{:,}"),
            ("batch", "{}"), ("steps_per_execution", "{}"), ("step_ms", "{:.1f}"), ("seq_per_s", "{:,.0f}"),
            ("tflops", "{:.3f}"), ("mfu", "{:.1%}"), ("peak_mem_mb", "{:,.0f}"), ("head_act_mb", "{:,.0f}"),
@@ -38,3 +40,12 @@ def table(results: list[dict]) -> str:
         ratios = [f"{r[f'x_{m}']:.2f}x" if f"x_{m}" in r else "" for m in BASELINES]
         lines.append("| " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines)
+
+
+def write_final(report: dict, out, table_text: str, tag: str) -> dict:
+    """Stores the printed table in the report, writes it as JSON to `out` and prints the table."""
+    report["table"] = table_text
+    out.write_text(json.dumps(report, indent=1))
+    print(table_text)
+    print(f"[{tag}] wrote {out}")
+    return report

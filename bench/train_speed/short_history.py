@@ -37,6 +37,7 @@ import numpy as np
 from bench.train_speed.cases import Case, feature_spec
 from bench.train_speed.measure import device_kind, environment
 from bench.train_speed.models import build, synthetic_batches
+from bench.train_speed.report import write_final
 from model import training
 from model.batching import SequenceBatches
 
@@ -156,8 +157,4 @@ def short_history_main(argv=None) -> dict:
                   f"load {result['load_avg']}", flush=True)
             report["results"].append(result)
             out.write_text(json.dumps(report, indent=1))
-    report["table"] = table(report["results"])
-    out.write_text(json.dumps(report, indent=1))
-    print(report["table"])
-    print(f"[short-history] wrote {out}")
-    return report
+    return write_final(report, out, table(report["results"]), "short-history")
