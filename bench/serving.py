@@ -246,6 +246,16 @@ def run_concurrent(fn, reqs, concurrency: int, total: int) -> tuple[list[float],
     return [x for l in lat for x in l], wall, errors[0]
 
 
+def server_threads(server_args) -> tuple[int, int]:
+    """(intra, inter) TensorFlow thread pools the server gets from `server_args` and its defaults."""
+    from serving.flags import ServerConfig, build_parser
+
+    known, _ = build_parser().parse_known_args(list(server_args))
+    defaults = ServerConfig()
+    return (getattr(known, "tensorflow_intra_op_parallelism", defaults.tensorflow_intra_op_parallelism),
+            getattr(known, "tensorflow_inter_op_parallelism", defaults.tensorflow_inter_op_parallelism))
+
+
 # --- main ----------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -277,6 +287,13 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
+    # The floor runs the model under the server's TensorFlow thread pools, so the ratio
+    # measures what the server adds, not a thread setting (at batch 1 one intra-op thread
+    # is faster than two on this model: docs/serving.md).
+    threads = server_threads(args.server_arg)
+    from serving.server import configure_tensorflow
+
+    configure_tensorflow(*threads)
     workdir = tempfile.mkdtemp(prefix="serving_bench_")
     server = batch_server = None
     try:
@@ -322,7 +339,8 @@ def main(argv=None) -> int:
         results = {"config": {
             "model_dir": args.model_dir or "fixture", "num_items": args.num_items if not args.model_dir else None,
             "history": args.history, "requests_c1": per_round * args.rounds, "rounds": args.rounds,
-            "load_requests": args.load_requests, "server_args": args.server_arg, "quick": args.quick,
+            "load_requests": args.load_requests, "server_args": args.server_arg,
+            "tensorflow_threads_intra_inter": list(threads), "quick": args.quick,
             "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "loadavg_start": os.getloadavg()}, "runs": []}
         for m in modes:

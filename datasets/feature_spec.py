@@ -39,6 +39,11 @@ class IntentHead:
     name: str
     kind: Literal["single", "multi"]  # softmax over the values / sigmoid per value
     num_classes: int  # vocabulary size incl. padding and OOV
+    # False when the loss weight is a function of this head's own label (a Taobao-style
+    # weight by action type): weighting by the label makes the head a class-weighted
+    # classifier that over-predicts the heavy classes, so it trains on the position
+    # mask alone. The item loss keeps the weight.
+    weighted: bool = True
 
     def __post_init__(self):
         if self.kind not in ("single", "multi"):
@@ -94,7 +99,8 @@ class FeatureSpec:
             categorical=tuple((c, sizes[c]) for c in categorical),
             multi_hot=tuple((c, sizes[c]) for c in schema.multi_label),
             numeric=tuple(schema.numeric),
-            intents=tuple(IntentHead(i.column, i.kind, sizes[i.column]) for i in schema.intents),
+            intents=tuple(IntentHead(i.column, i.kind, sizes[i.column], weighted=i.column != schema.weight_from)
+                          for i in schema.intents),
             has_timestamps=bool(schema.has_timestamps),
         )
 

@@ -76,6 +76,7 @@ def load(
     intents: Sequence[Union[str, IntentSpec]] = (),
     weight: Optional[str] = None,
     weight_by: Optional[Mapping[str, Any]] = None,
+    weight_from: Optional[str] = None,
     value_maps: Optional[Mapping[str, Mapping[str, str]]] = None,
     multi_label_sep: str = "|",
     timestamp_unit: str = "auto",
@@ -100,6 +101,9 @@ def load(
         weight: output/source column holding the loss weight (numeric, >= 0).
         weight_by: {"column": c, "weights": {value: w}, "default": w0}: weight from a
             categorical column's value (used by the taobao preset).
+        weight_from: with `weight`, the categorical column that weight was computed
+            from (a log written back from a `weight_by` load); an intent on it trains
+            unweighted (`IntentHead.weighted`). `weight_by` sets it itself.
         value_maps: {output column: {raw value: canonical value}} for categoricals.
         multi_label_sep: separator of multi-label values in the source.
         timestamp_unit: "auto", "s", "ms", "us", "ns" or "iso".
@@ -109,7 +113,7 @@ def load(
     """
     explicit = {k: v for k, v in dict(
         columns=columns, fmt=fmt, sep=sep, names=names, weight=weight, weight_by=weight_by,
-        value_maps=value_maps, name=name).items() if v is not None}
+        weight_from=weight_from, value_maps=value_maps, name=name).items() if v is not None}
     for k, v in dict(categorical=categorical, multi_label=multi_label, numeric=numeric, intents=intents).items():
         if v:
             explicit[k] = v
@@ -119,7 +123,7 @@ def load(
         explicit["timestamp_unit"] = timestamp_unit
     opts: dict[str, Any] = dict(columns=None, fmt=None, sep=None, header="auto", names=None, categorical=(),
                                 multi_label=(), numeric=(), intents=(), weight=None, weight_by=None,
-                                value_maps=None, timestamp_unit="auto", name=None)
+                                weight_from=None, value_maps=None, timestamp_unit="auto", name=None)
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; available: {sorted(PRESETS)}")
@@ -196,7 +200,7 @@ def load(
         report.repair(f"invalid_numeric:{c}", int((inv & keep).sum()),
                       _io.field_examples(raw, inv & keep, src[c], src[c], "is not a number; kept as NaN"))
         out[c] = x
-    has_weight = False
+    has_weight, weight_from = False, None
     if opts["weight"] is not None:
         wcol = opts["weight"]
         w, miss, inv = _io.parse_float(raw[src[wcol]])
@@ -206,7 +210,7 @@ def load(
                       _io.field_examples(raw, badw, src[wcol], src[wcol],
                                          "is not a non-negative number; kept as NaN (weight 1.0 when encoded)"))
         out[WEIGHT] = np.where(neg, np.nan, w)
-        has_weight = True
+        has_weight, weight_from = True, opts["weight_from"]
     elif opts["weight_by"]:
         wb = opts["weight_by"]
         col = wb["column"]
@@ -214,7 +218,7 @@ def load(
             raise ValueError(f"weight_by column {col!r} is not a categorical output column")
         table = {str(k): float(v) for k, v in wb["weights"].items()}
         out[WEIGHT] = pd.Series(out[col]).map(table).fillna(float(wb.get("default", 1.0))).to_numpy(np.float64)
-        has_weight = True
+        has_weight, weight_from = True, col
 
     intents = []
     for it in opts["intents"]:
@@ -231,7 +235,8 @@ def load(
         frame[TIMESTAMP] = frame.groupby(USER, sort=False).cumcount().astype(np.int64)
         report.note("timestamp", "no timestamp column: file order within each user")
     schema = InteractionSchema(categorical=tuple(cats), multi_label=tuple(multis), numeric=tuple(nums),
-                               intents=tuple(intents), has_timestamps=has_ts, has_weight=has_weight)
+                               intents=tuple(intents), has_timestamps=has_ts, has_weight=has_weight,
+                               weight_from=weight_from)
     items = _items_table(frame, mapping, raw, keep, src)
     ds_name = opts["name"] or path.stem
     return finalize(ds_name, frame, schema, items, report)

@@ -30,7 +30,7 @@ Transform graph (`pipeline.preprocessing`):
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, Optional
 
 PAD_ID = 0
 OOV_ID = 1
@@ -76,9 +76,15 @@ class InteractionSchema:
     has_timestamps: bool = True
     # Whether the table has a `weight` column (duration weight for the loss).
     has_weight: bool = False
+    # The categorical column the weight was computed from (generic `weight_by`), if any:
+    # an intent head on that column trains unweighted (`IntentHead.weighted`).
+    weight_from: Optional[str] = None
 
     def __post_init__(self):
         columns = set(self.categorical) | set(self.multi_label)
+        if self.weight_from is not None and (self.weight_from not in self.categorical or not self.has_weight):
+            raise ValueError(f"weight_from {self.weight_from!r} must be a categorical column of a schema with "
+                             f"a weight")
         for intent in self.intents:
             if intent.column not in columns:
                 raise ValueError(

@@ -29,10 +29,13 @@ def intent_loss(head, labels, logits, weights, multi_label_mode="bce"):
     """Weighted mean next-intent loss of one head over positions (scalar).
 
     labels: int `[batch, seq]` (single) or multi-hot `[batch, seq, G]` (multi);
-    logits: `[batch, seq, d_i]`; weights: `[batch, seq]` (0 = no target).
+    logits: `[batch, seq, d_i]`; weights: `[batch, seq]` (0 = no target). A head with
+    `weighted=False` (its label sets the weight) counts every target position once.
     """
     logits = ops.cast(logits, "float32")
     weights = ops.cast(weights, "float32")
+    if not getattr(head, "weighted", True):
+        weights = ops.cast(weights > 0, "float32")
     if head.kind == "single":
         per_position = keras.losses.sparse_categorical_crossentropy(
             ops.cast(labels, "int32"), logits, from_logits=True

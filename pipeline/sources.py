@@ -49,6 +49,8 @@ def generic_kwargs_for(schema, name: str = "log") -> Dict[str, Any]:
           "sep": ","}
     if schema.has_weight:
         kw["weight"] = WEIGHT
+    if schema.weight_from:
+        kw["weight_from"] = schema.weight_from
     return kw
 
 
@@ -83,7 +85,8 @@ def _generic_schema(kw) -> dict:
         numeric=tuple(kw.get("numeric", ())),
         intents=tuple(IntentSpec(c, "multi" if c in multi else "single") for c in kw.get("intents", ())),
         has_timestamps="timestamp" in kw.get("columns", {}),
-        has_weight=bool(kw.get("weight") or kw.get("weight_by"))).to_dict()
+        has_weight=bool(kw.get("weight") or kw.get("weight_by")),
+        weight_from=kw.get("weight_from") or (kw.get("weight_by") or {}).get("column")).to_dict()
 
 
 def resolve_interaction_schema(data: DataConfig) -> Dict[str, Any]:

@@ -112,6 +112,35 @@ def test_taobao_preset(tmp_path):
     pd.testing.assert_frame_equal(ds.interactions, same.interactions)
 
 
+def test_weight_by_leaves_its_own_intent_unweighted(tmp_path):
+    """The taobao preset weights events by action type, so the action-type head must train
+    unweighted (`model/intent_loss.py`) while the category head keeps the weight, and the
+    mark survives the canonical CSV that the TFX pipeline reads back (issue 15)."""
+    from collections import defaultdict
+
+    from datasets import generic
+    from datasets.feature_spec import FeatureSpec
+    from datasets.schema import InteractionSchema
+    from pipeline import sources
+
+    f = write(tmp_path / "UserBehavior.csv", "1,100,5,pv,1511544070\n1,101,5,buy,1511544080\n")
+    ds = datasets.load("taobao", path=f)
+    assert ds.schema.weight_from == "action_type"
+    spec = FeatureSpec.build(ds.schema, 10, defaultdict(lambda: 5))
+    assert {h.name: h.weighted for h in spec.intents} == {"action_type": False, "category": True}
+
+    kw = sources.generic_kwargs_for(ds.schema)
+    ds.interactions.to_csv(tmp_path / "log.csv", index=False)
+    again = generic.load(tmp_path / "log.csv", **kw)
+    assert again.schema == ds.schema
+    assert InteractionSchema.from_dict(sources._generic_schema(kw)) == ds.schema
+    # A weight column of its own (not from a categorical) keeps every head weighted.
+    plain = generic.load(tmp_path / "log.csv", **{**kw, "weight_from": None})
+    assert plain.schema.weight_from is None
+    with pytest.raises(ValueError, match="weight_from 'rating'"):
+        generic.load(tmp_path / "log.csv", **{**kw, "weight_from": "rating"})
+
+
 def test_generic_errors(tmp_path):
     f = write(tmp_path / "log.csv", "user,item\nu,i\n")
     with pytest.raises(DatasetError, match="no column 'ts'"):
