@@ -337,6 +337,10 @@ def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "
         print(protocol.line(), flush=True)
         if attributes:
             print("[intent item score] " + ", ".join(f"{name}: {'item attribute' if a['item_attribute'] else 'not an item attribute'} ({a['consistency']:.0%} consistent)" for name, a in attributes.items()), flush=True)
+        unweighted = [h.name for h in getattr(model, "intent_heads", ()) if not getattr(h, "weighted", True)]
+        if unweighted:
+            print(f"[loss weight] the weight is computed from {', '.join(unweighted)}: that intent head trains "
+                  f"unweighted, the item loss and the other heads weighted", flush=True)
     if protocol.steps_per_epoch * cfg.epochs < cfg.min_steps:
         warnings.warn(f"this run has at most {protocol.steps_per_epoch * cfg.epochs} optimiser steps (fewer than "
                       f"{cfg.min_steps}): it is unlikely to have trained; use more epochs or a smaller batch",
