@@ -106,6 +106,14 @@ STUDIES = {
         _row("v3_repeat_intent_score_dense_intents", "V3 + copy + intent score, intent encoder FC+LayerNorm",
              variant="v3", repeat_score=True, intent_item_score=True,
              **{**SASREC_BACKBONE, "intent_input_projection": "dense_norm"}),
+        _row("v3_repeat_intent_score_alpha_entropy", "V3 + copy + intent score, α entropy penalty 0.1",
+             variant="v3", repeat_score=True, intent_item_score=True, alpha_entropy_weight=0.1, **SASREC_BACKBONE),
+        _row("v3_repeat_intent_score_alpha_mi", "V3 + copy + intent score, α mutual-information term 0.1",
+             variant="v3", repeat_score=True, intent_item_score=True, alpha_entropy_weight=0.1,
+             alpha_regularizer="mutual_information", **SASREC_BACKBONE),
+        _row("v3_repeat_intent_score_alpha_mi_1", "V3 + copy + intent score, α mutual-information term 1.0",
+             variant="v3", repeat_score=True, intent_item_score=True, alpha_entropy_weight=1.0,
+             alpha_regularizer="mutual_information", **SASREC_BACKBONE),
     ],
 }
 REFERENCE = {"backbone": "v0_old", "intents": "v3", "repeat": "v3"}

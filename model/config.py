@@ -160,6 +160,15 @@ class IntentRecConfig(ModelConfig):
     repeat_score: Optional[bool] = None
     repeat_key_dim: int = 32  # width of the copy score's query/key projections
 
+    # --- α, the attention over the intent heads (V2/V3). ---
+    # > 0 adds this weight × a regulariser of α to the loss (docs/analysis.md, "How
+    # personal α is"); 0 is the paper's loss. "entropy": the mean normalised entropy of
+    # each position's α (measured: α collapses onto one head for every user);
+    # "mutual_information": that minus the entropy of the batch's mean α, so each user's α
+    # is peaked but users may differ.
+    alpha_entropy_weight: float = 0.0
+    alpha_regularizer: Literal["entropy", "mutual_information"] = "entropy"
+
     def __post_init__(self):
         super().__post_init__()
         chunked = self.item_loss == "chunked"
@@ -169,6 +178,11 @@ class IntentRecConfig(ModelConfig):
         if (self.intent_item_score or self.repeat_score) and chunked:
             raise ValueError("intent_item_score / repeat_score need item_loss 'full' or 'sampled' (the chunked "
                              "loss's custom gradient covers the item head only)")
+        if self.alpha_entropy_weight < 0:
+            raise ValueError(f"alpha_entropy_weight must be >= 0, got {self.alpha_entropy_weight}")
+        if self.alpha_regularizer not in ("entropy", "mutual_information"):
+            raise ValueError(f"alpha_regularizer must be 'entropy' or 'mutual_information', got "
+                             f"{self.alpha_regularizer!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.item_embedding_dim is None:

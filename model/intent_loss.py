@@ -4,6 +4,8 @@ Softmax cross-entropy for single-label heads, BCE (or the paper's positive-only 
 for multi-label heads, each a weighted mean over labelled positions.
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -43,3 +45,17 @@ def intent_loss(head, labels, logits, weights, multi_label_mode="bce"):
     else:
         per_position = multi_label_loss(ops.cast(labels, "float32"), logits, multi_label_mode)
     return ops.sum(per_position * weights) / ops.maximum(ops.sum(weights), 1e-6)
+
+
+def attention_entropy(alpha, weights, pooled=False):
+    """Mean normalised entropy of the intent-head weights α `[batch, seq, M]` over the
+    positions with a target (`weights` `[batch, seq]` > 0): 1 = uniform over the M heads,
+    0 = all weight on one head (scalar). `pooled`: the entropy of those positions' mean α."""
+    alpha = ops.cast(alpha, "float32")
+    mask = ops.cast(ops.cast(weights, "float32") > 0, "float32")
+    norm = math.log(max(alpha.shape[-1], 2))
+    if pooled:
+        mean = ops.sum(alpha * mask[..., None], axis=(0, 1)) / ops.maximum(ops.sum(mask), 1.0)
+        return -ops.sum(mean * ops.log(ops.maximum(mean, 1e-12))) / norm
+    entropy = -ops.sum(alpha * ops.log(ops.maximum(alpha, 1e-12)), axis=-1) / norm
+    return ops.sum(entropy * mask) / ops.maximum(ops.sum(mask), 1.0)

@@ -9,7 +9,7 @@ from model.config import IntentRecConfig
 from model.feature_constructor import InputFeatureConstructor
 from model.inputs import sequence_inputs
 from model.intent_aggregation import IntentAggregation
-from model.intent_loss import intent_loss
+from model.intent_loss import attention_entropy, intent_loss
 from model.item_head import ItemHead
 from model.item_scores import IntentItemScore, RepeatScore, mix_with_history
 from model.keras_compat import track_layer
@@ -233,6 +233,12 @@ class IntentRec(keras.Model):
             )
             self.intent_loss_trackers[name].update_state(head_loss)
             total = total + self.config.intent_loss_weight * head_loss
+        if self.config.alpha_entropy_weight and "intent_attention" in y_pred:
+            alpha = y_pred["intent_attention"]
+            term = attention_entropy(alpha, y["weight"])
+            if self.config.alpha_regularizer == "mutual_information":
+                term = term - attention_entropy(alpha, y["weight"], pooled=True)
+            total = total + self.config.alpha_entropy_weight * term
         return scale_loss_for_distribution(self, total)
 
     @property

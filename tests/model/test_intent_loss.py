@@ -4,7 +4,7 @@ import numpy as np
 from keras import ops
 
 from datasets.feature_spec import IntentHead
-from model.intent_loss import intent_loss
+from model.intent_loss import attention_entropy, intent_loss
 from tests.test_case import TestCase
 
 
@@ -36,3 +36,31 @@ class IntentLossTest(TestCase):
         self.assertGreater(best_weighted, 0.5)
         expected = -(7 * np.log(0.7) + 2 * np.log(0.3)) / 9
         self.assertAlmostEqual(loss(unweighted, 0.3), expected, places=4)
+
+    def test_attention_entropy(self):
+        """Uniform α scores 1 and one-hot α 0, averaged over target positions only; the
+        penalty enters the model's loss with its weight."""
+        uniform = np.full((1, 3, 4), 0.25, "float32")
+        one_hot = np.zeros((1, 3, 4), "float32")
+        one_hot[..., 1] = 1.0
+        alpha = np.concatenate([uniform, one_hot], axis=1)  # [1, 6, 4]
+        weights = np.array([[1, 1, 0, 1, 1, 1]], "float32")  # one uniform position unlabelled
+        self.assertAlmostEqual(float(ops.convert_to_numpy(attention_entropy(alpha, weights))), 2 / 5, places=5)
+        # Pooled: the entropy of the mean α of the 5 target positions, [0.1, 0.7, 0.1, 0.1].
+        mean = np.array([0.1, 0.7, 0.1, 0.1])
+        self.assertAlmostEqual(float(ops.convert_to_numpy(attention_entropy(alpha, weights, pooled=True))),
+                               -(mean * np.log(mean)).sum() / np.log(4), places=5)
+
+        x, y = self.random_batch(batch=4)
+        model = self.make_model(variant="v3", intent_item_score=False, repeat_score=False)
+        out = model(x, training=False)
+        plain = float(ops.convert_to_numpy(model.compute_loss(x, y, out, training=False)))
+        model.config.alpha_entropy_weight = 0.5
+        penalised = float(ops.convert_to_numpy(model.compute_loss(x, y, out, training=False)))
+        entropy = float(ops.convert_to_numpy(attention_entropy(out["intent_attention"], y["weight"])))
+        self.assertGreater(entropy, 0.5)
+        self.assertAlmostEqual(penalised - plain, 0.5 * entropy, places=4)
+        model.config.alpha_regularizer = "mutual_information"
+        mutual = float(ops.convert_to_numpy(model.compute_loss(x, y, out, training=False)))
+        pooled = float(ops.convert_to_numpy(attention_entropy(out["intent_attention"], y["weight"], pooled=True)))
+        self.assertAlmostEqual(mutual - plain, 0.5 * (entropy - pooled), places=4)
