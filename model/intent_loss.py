@@ -1,7 +1,8 @@
 """Next-intent losses (paper §3.4), shared by `model.IntentRec` and the multi-task baselines.
 
 Softmax cross-entropy for single-label heads, BCE (or the paper's positive-only BCE)
-for multi-label heads, each a weighted mean over labelled positions.
+for multi-label heads, each a weighted mean over labelled positions; and the entropy of
+the head weights α that IntentRec's optional α regulariser is built from.
 """
 
 import math
