@@ -247,13 +247,11 @@ def run_concurrent(fn, reqs, concurrency: int, total: int) -> tuple[list[float],
 
 
 def server_threads(server_args) -> tuple[int, int]:
-    """(intra, inter) TensorFlow thread pools the server gets from `server_args` and its defaults."""
-    from serving.flags import ServerConfig, build_parser
+    """(intra, inter) TensorFlow thread pools the server gets from `server_args` (the server's own parser)."""
+    from serving.flags import build_parser
 
     known, _ = build_parser().parse_known_args(list(server_args))
-    defaults = ServerConfig()
-    return (getattr(known, "tensorflow_intra_op_parallelism", defaults.tensorflow_intra_op_parallelism),
-            getattr(known, "tensorflow_inter_op_parallelism", defaults.tensorflow_inter_op_parallelism))
+    return known.tensorflow_intra_op_parallelism, known.tensorflow_inter_op_parallelism
 
 
 # --- main ----------------------------------------------------------------------------------------

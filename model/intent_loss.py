@@ -37,7 +37,7 @@ def intent_loss(head, labels, logits, weights, multi_label_mode="bce"):
     """
     logits = ops.cast(logits, "float32")
     weights = ops.cast(weights, "float32")
-    if not getattr(head, "weighted", True):
+    if not head.weighted:
         weights = ops.cast(weights > 0, "float32")
     if head.kind == "single":
         per_position = keras.losses.sparse_categorical_crossentropy(

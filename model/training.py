@@ -337,7 +337,7 @@ def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "
         print(protocol.line(), flush=True)
         if attributes:
             print("[intent item score] " + ", ".join(f"{name}: {'item attribute' if a['item_attribute'] else 'not an item attribute'} ({a['consistency']:.0%} consistent)" for name, a in attributes.items()), flush=True)
-        unweighted = [h.name for h in getattr(model, "intent_heads", ()) if not getattr(h, "weighted", True)]
+        unweighted = [h.name for h in getattr(model, "intent_heads", ()) if not h.weighted]
         if unweighted:
             print(f"[loss weight] the weight is computed from {', '.join(unweighted)}: that intent head trains "
                   f"unweighted, the item loss and the other heads weighted", flush=True)

@@ -86,7 +86,8 @@ def _generic_schema(kw) -> dict:
         intents=tuple(IntentSpec(c, "multi" if c in multi else "single") for c in kw.get("intents", ())),
         has_timestamps="timestamp" in kw.get("columns", {}),
         has_weight=bool(kw.get("weight") or kw.get("weight_by")),
-        weight_from=kw.get("weight_from") or (kw.get("weight_by") or {}).get("column")).to_dict()
+        # As `datasets.generic.load`: an explicit weight column wins over `weight_by`.
+        weight_from=kw.get("weight_from") if kw.get("weight") else (kw.get("weight_by") or {}).get("column")).to_dict()
 
 
 def resolve_interaction_schema(data: DataConfig) -> Dict[str, Any]:
