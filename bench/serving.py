@@ -264,6 +264,10 @@ def main(argv=None) -> int:
     p.add_argument("--requests", type=int, default=600, help="requests per concurrency-1 measurement")
     p.add_argument("--load_requests", type=int, default=1600, help="requests per concurrency > 1 run")
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds at concurrency 1")
+    p.add_argument("--warmup", type=int, default=300,
+                   help="untimed calls per mode first (with 30, the server's handler time, logged per "
+                        "call, was 15-50%% higher in the first measured round than in later ones, which "
+                        "biased its p50 upwards)")
     p.add_argument("--concurrency", default="1,8,32")
     p.add_argument("--no_rest", action="store_true")
     p.add_argument("--batching", action="store_true",
@@ -278,7 +282,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/serving_bench.json")
     args = p.parse_args(argv)
     if args.quick:
-        args.requests, args.load_requests, args.rounds = 60, 96, 2
+        args.requests, args.load_requests, args.rounds, args.warmup = 60, 96, 2, 30
         if not args.model_dir:
             args.num_items = min(args.num_items, 500)
     conc = sorted({int(c) for c in args.concurrency.split(",") if c.strip()})
@@ -327,8 +331,8 @@ def main(argv=None) -> int:
                  "grpc": (g.call, greqs)}
         if rest:
             modes["rest"] = (rest.call, rreqs)
-        for name, (f, reqs) in modes.items():  # warm-up
-            timed_calls(f, reqs, 30)
+        for name, (f, reqs) in modes.items():
+            timed_calls(f, reqs, args.warmup)
         samples = {m: [] for m in modes}
         per_round = max(1, args.requests // args.rounds)
         for _ in range(args.rounds):
