@@ -32,3 +32,14 @@ class AblationTest(TestCase):
         self.assertEqual(by_row["SASRec"][6], "ref")
         self.assertEqual(by_row["V3 (reference)"][5], "ref")
         self.assertTrue(by_row["V3 + copy score"][6].startswith("+24.4% (p="))
+
+    def test_every_study_has_its_reference_and_unique_rows(self):
+        for study, rows in ablation.STUDIES.items():
+            ids = [r.id for r in rows]
+            self.assertEqual(len(ids), len(set(ids)), study)
+            self.assertIn(ablation.REFERENCE[study], ids, study)
+        # A row id shared by two studies is the same model (labels may differ by study).
+        by_id = {}
+        for rows in ablation.STUDIES.values():
+            for r in rows:
+                self.assertEqual(by_id.setdefault(r.id, (r.model, r.overrides)), (r.model, r.overrides), r.id)
