@@ -368,7 +368,7 @@ def main(argv=None) -> int:
             server = None
             batch_server = Server(base, ["--enable_batching", "--max_batch_size=32", *args.server_arg])
             gb = GrpcClient(batch_server.grpc)
-            timed_calls(gb.call, greqs, 30)
+            timed_calls(gb.call, greqs, args.warmup)
             loads("grpc_batching", gb, [gb.request(e) for e in examples])
             gb.channel.close()
 
