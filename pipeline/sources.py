@@ -77,8 +77,11 @@ def write_sharded_log(dataset, out_dir: str, num_shards: int = 8, by_user: bool 
 
 
 def _generic_schema(kw) -> dict:
+    from datasets.generic import PRESETS
     from datasets.schema import IntentSpec, InteractionSchema
 
+    if kw.get("preset") is not None:  # as `datasets.generic.load`: explicit arguments override the preset
+        kw = {**PRESETS[kw["preset"]], **{k: v for k, v in kw.items() if v is not None}}
     multi = set(kw.get("multi_label", ()))
     return InteractionSchema(
         categorical=tuple(kw.get("categorical", ())), multi_label=tuple(kw.get("multi_label", ())),

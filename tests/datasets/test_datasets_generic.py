@@ -134,6 +134,8 @@ def test_weight_by_leaves_its_own_intent_unweighted(tmp_path):
     again = generic.load(tmp_path / "log.csv", **kw)
     assert again.schema == ds.schema
     assert InteractionSchema.from_dict(sources._generic_schema(kw)) == ds.schema
+    # A pipeline source given the preset itself (no explicit columns) declares the same schema.
+    assert InteractionSchema.from_dict(sources._generic_schema({"path": str(f), "preset": "taobao"})) == ds.schema
     # A weight column of its own (not from a categorical) keeps every head weighted.
     plain = generic.load(tmp_path / "log.csv", **{**kw, "weight_from": None})
     assert plain.schema.weight_from is None
