@@ -168,6 +168,10 @@ class IntentRecConfig(ModelConfig):
     # is peaked but users may differ.
     alpha_entropy_weight: float = 0.0
     alpha_regularizer: Literal["entropy", "mutual_information"] = "entropy"
+    # Stop the item loss's gradient at the intent predictions (where they reach Z, the
+    # intent item score and the copy gate): the intent tower then learns from the intent
+    # loss alone and the item tower reads its predictions as given features.
+    detach_intents: bool = False
 
     def __post_init__(self):
         super().__post_init__()

@@ -166,7 +166,8 @@ class IntentRec(keras.Model):
             probabilities.append(probs)
 
         if cfg.hierarchical:
-            intent_embedding, intent_attention = aggregation(probabilities)
+            signal = [ops.stop_gradient(p) for p in probabilities] if cfg.detach_intents else probabilities
+            intent_embedding, intent_attention = aggregation(signal)
             outputs["intent_embedding"] = intent_embedding
             outputs["intent_attention"] = intent_attention
             item_input = ops.concatenate([features, ops.cast(intent_embedding, features.dtype)], axis=-1)
@@ -241,6 +242,10 @@ class IntentRec(keras.Model):
             total = total + self.config.alpha_entropy_weight * term
         return scale_loss_for_distribution(self, total)
 
+    def _intent_signal(self, t):
+        """An intent prediction as the item score reads it (`config.detach_intents`)."""
+        return ops.stop_gradient(t) if self.config.detach_intents else t
+
     @property
     def has_item_score_terms(self) -> bool:
         """Whether items are scored by more than the item head (`item_scores`)."""
@@ -266,8 +271,8 @@ class IntentRec(keras.Model):
         true = head.target_logits(hidden32, labels)
         intent_logits = alpha = None
         if getattr(self, "intent_score", None) is not None:
-            intent_logits = {h.name: ops.reshape(y_pred[f"intent_logits_{h.name}"], (-1, h.num_classes))
-                             for h in self.intent_heads}
+            intent_logits = {h.name: ops.reshape(self._intent_signal(y_pred[f"intent_logits_{h.name}"]),
+                                                 (-1, h.num_classes)) for h in self.intent_heads}
             if "intent_attention" in y_pred:
                 alpha = ops.reshape(y_pred["intent_attention"], (-1, len(self.intent_heads)))
             true = true + self.intent_score.at_items(intent_logits, alpha, labels, per_row=True)
@@ -294,7 +299,7 @@ class IntentRec(keras.Model):
         """(copy logits c `[rows, seq]`, -1e9 where not copyable; the history ids `[rows, seq]`)."""
         items = ops.cast(items, "int32")
         hidden = outputs["item_hidden"]
-        gate = [ops.cast(hidden, "float32")] + [ops.cast(outputs[f"intent_{h.name}"], "float32")
+        gate = [ops.cast(hidden, "float32")] + [ops.cast(self._intent_signal(outputs[f"intent_{h.name}"]), "float32")
                                                 for h in self.intent_heads]
         # Unknown (OOV) history items are not copied: they cannot be recommended.
         copy = self.repeat(hidden, ops.concatenate(gate, axis=-1), ops.greater_equal(items, NUM_RESERVED_IDS))

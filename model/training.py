@@ -43,6 +43,10 @@ class TrainConfig:
     clipnorm: float = 1.0
     patience: int = 10  # epochs without validation improvement before stopping
     eval_every: int = 1  # epochs between validation passes
+    # > 0: restore the latest epoch whose validation score is within this fraction of the
+    # best, not the best itself. Item NDCG plateaus while the intent heads still learn
+    # (docs/experiments.md, "Intent loss weight and learning curves"); 0: the best epoch.
+    selection_tolerance: float = 0.0
     eval_batch_size: int = 512
     # Length buckets of the training batches (model.batching): a batch runs over its
     # longest history rounded up to a bucket, so padding costs next to nothing.
@@ -83,6 +87,8 @@ class TrainConfig:
             raise ValueError(f"seen_filter must be one of {SEEN_FILTERS}, got {self.seen_filter!r}")
         if str(self.exclude_seen).lower() not in ("auto", "true", "false"):
             raise ValueError(f"exclude_seen must be auto, true or false, got {self.exclude_seen!r}")
+        if not 0.0 <= self.selection_tolerance < 1.0:
+            raise ValueError(f"selection_tolerance must be in [0, 1), got {self.selection_tolerance!r}")
 
 
 DISTRIBUTIONS = ("none", "data_parallel")
@@ -214,6 +220,7 @@ class Protocol:
     steps_per_epoch: int
     epochs: int
     patience: int
+    selection_tolerance: float
     length_buckets: tuple
     exclude_seen: bool
     seen_filter: str
@@ -226,7 +233,10 @@ class Protocol:
         return (f"[protocol] {self.train_windows} windows: {self.train_rows:,} rows, {self.train_targets:,} targets | "
                 f"batch {self.batch_size} → {self.steps_per_epoch:,} steps/epoch, ≤ {self.epochs} epochs "
                 f"(≤ {self.steps_per_epoch * self.epochs:,} steps), early stop on val {MODEL_SELECTION_METRIC} "
-                f"patience {self.patience} | length buckets {list(self.length_buckets)} | full-catalogue ranking "
+                f"patience {self.patience}"
+                + (f", latest epoch within {self.selection_tolerance:.1%} of the best restored"
+                   if self.selection_tolerance else "")
+                + f" | length buckets {list(self.length_buckets)} | full-catalogue ranking "
                 f"of {self.catalogue:,} items, {seen}; training repeat rate {self.repeat_rate:.1%}")
 
 
@@ -239,6 +249,7 @@ def describe_protocol(train_split, cfg: TrainConfig, exclude_seen: bool, catalog
         train_windows=cfg.train_windows, train_rows=len(train_split) if rows is None else int(rows),
         train_targets=int((train_split.w > 0).sum()) if targets is None else int(targets),
         batch_size=cfg.batch_size, steps_per_epoch=batches.num_batches, epochs=cfg.epochs, patience=cfg.patience,
+        selection_tolerance=cfg.selection_tolerance,
         length_buckets=tuple(batches.boundaries), exclude_seen=bool(exclude_seen), seen_filter=cfg.seen_filter,
         repeat_rate=repeat_rate(train_split.take(slice(0, 2000))), catalogue=catalogue - NUM_RESERVED_IDS,
     )
@@ -252,6 +263,7 @@ class ValidationCallback(keras.callbacks.Callback):
         self.x, self.y, self.cfg, self.exclude_seen, self.seen = x, y, cfg, exclude_seen, seen
         self.best = -math.inf
         self.best_epoch = -1
+        self.selected_epoch = -1  # whose weights are restored (the best, or within the tolerance)
         self.best_weights = None
         self.history = []
         self.wait = 0
@@ -275,13 +287,17 @@ class ValidationCallback(keras.callbacks.Callback):
             print(f"  epoch {epoch + 1}: loss {loss:.4f}  val {MODEL_SELECTION_METRIC}={score:.4f} "
                   f"recall@10={metrics['recall@10']:.4f}  ({trained:.1f} s train, "
                   f"{time.perf_counter() - started:.1f} s validation)", flush=True)
-        if score > self.best:
+        improved = score > self.best
+        if improved:
             self.best, self.best_epoch, self.wait = score, epoch + 1, 0
-            self.best_weights = self.model.get_weights()
         else:
             self.wait += 1
-            if self.wait >= self.cfg.patience:
-                self.model.stop_training = True
+        tolerance = self.cfg.selection_tolerance
+        if improved or (tolerance and score >= self.best * (1.0 - tolerance)):
+            self.selected_epoch = epoch + 1
+            self.best_weights = self.model.get_weights()
+        if self.wait >= self.cfg.patience:
+            self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
@@ -354,6 +370,7 @@ def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "
         "train_seconds": time.perf_counter() - started,
         "epochs_run": len(history.history.get("loss", [])),
         "best_epoch": validation.best_epoch,
+        "selected_epoch": validation.selected_epoch,
         "exclude_seen": exclude_seen,
         "protocol": dataclasses.asdict(protocol),
         "history": validation.history,

@@ -43,3 +43,17 @@ class AblationTest(TestCase):
         for rows in ablation.STUDIES.values():
             for r in rows:
                 self.assertEqual(by_id.setdefault(r.id, (r.model, r.overrides)), (r.model, r.overrides), r.id)
+
+    def test_runs_cached_before_a_new_train_field_keep_their_key(self):
+        from model.training import TrainConfig
+
+        key = ablation.protocol_key(TrainConfig(seed=3, verbose=1))
+        self.assertNotIn("seed", key)
+        self.assertNotIn("selection_tolerance", key)  # at its default: keyed as before it existed
+        self.assertEqual(ablation.protocol_key(TrainConfig(selection_tolerance=0.01))["selection_tolerance"], 0.01)
+
+    def test_the_restored_epoch_is_shown_when_it_is_not_the_best(self):
+        rows = [r for r in ablation.STUDIES["repeat"] if r.id == "v3"]
+        runs = [_run(0.44, 0), {**_run(0.46, 1), "selected_epoch": 7}]
+        line = ablation.table("repeat", rows, {"v3": runs}, "v3").splitlines()[2]
+        self.assertIn("3/13, 3→7/13", line)

@@ -181,6 +181,23 @@ class IntentRecTest(TestCase):
         model.config.intent_loss_weight = 2.0
         self.assertGreater(float(model.compute_loss(x, y, y_pred)), item_only + 0.1)
 
+    def test_detached_intents_take_no_item_loss_gradient(self):
+        # λ = 0: only the item loss trains. It reaches the intent heads through Z, the copy
+        # gate and the intent item score, unless detach_intents stops it there.
+        x, y = self.random_batch(batch=8)
+        for detach in (False, True):
+            with self.subTest(detach_intents=detach):
+                model = self.make_model(variant="v3", intent_loss_weight=0.0, detach_intents=detach)
+                kernel = model.get_layer("intent_head_genre").kernel
+                before = ops.convert_to_numpy(kernel).copy()
+                model.compile(optimizer=keras.optimizers.Adam(5e-3))
+                model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+                moved = np.abs(ops.convert_to_numpy(kernel) - before).max()
+                if detach:
+                    self.assertEqual(moved, 0.0)
+                else:
+                    self.assertGreater(moved, 1e-4)
+
     def test_multi_label_positive_only_loss(self):
         model = self.make_model(variant="v1", multi_label_loss="positive_only")
         labels = np.array([[[0, 0, 1, 0, 1, 0, 0]]], "float32")

@@ -1,0 +1,55 @@
+"""model.training.ValidationCallback: early stopping and which epoch's weights come back."""
+
+from unittest import mock
+
+from model import training
+from tests.test_case import TestCase
+
+
+class _Weights:
+    """Stands in for a model: its weights are the number of the epoch that set them."""
+
+    def __init__(self):
+        self.epoch = 0
+        self.restored = None
+        self.stop_training = False
+
+    def get_weights(self):
+        return self.epoch
+
+    def set_weights(self, weights):
+        self.restored = weights
+
+
+class ValidationCallbackTest(TestCase):
+    def run_epochs(self, scores, **cfg):
+        cfg = training.TrainConfig(verbose=0, **cfg)
+        callback = training.ValidationCallback(None, None, cfg, exclude_seen=False)
+        model = _Weights()
+        callback.set_model(model)
+        with mock.patch.object(training.evaluation, "evaluate",
+                               side_effect=[{"ndcg@10": s} for s in scores]):
+            for epoch in range(len(scores)):
+                model.epoch = epoch + 1
+                callback.on_epoch_end(epoch)
+                if model.stop_training:
+                    break
+        callback.on_train_end()
+        return callback, model
+
+    def test_best_epoch_is_restored_by_default(self):
+        callback, model = self.run_epochs([0.40, 0.50, 0.499, 0.498, 0.49], patience=3)
+        self.assertEqual((callback.best_epoch, callback.selected_epoch, model.restored), (2, 2, 2))
+        self.assertEqual(model.epoch, 5)  # stopped after 3 epochs without a new best
+
+    def test_tolerance_restores_the_latest_epoch_within_it(self):
+        # 0.496 is within 1% of 0.50, 0.49 is not; a later new best resets the choice.
+        callback, model = self.run_epochs([0.40, 0.50, 0.496, 0.49, 0.45], patience=3, selection_tolerance=0.01)
+        self.assertEqual((callback.best_epoch, callback.selected_epoch, model.restored), (2, 3, 3))
+        callback, model = self.run_epochs([0.40, 0.50, 0.496, 0.51, 0.45, 0.44, 0.43], patience=3,
+                                          selection_tolerance=0.01)
+        self.assertEqual((callback.best_epoch, callback.selected_epoch, model.restored), (4, 4, 4))
+
+    def test_tolerance_is_validated(self):
+        with self.assertRaisesRegex(ValueError, "selection_tolerance"):
+            training.TrainConfig(selection_tolerance=1.0)
