@@ -192,7 +192,8 @@ def train_one(row: Row, seed: int, encoded, train_cfg) -> dict:
               for h in result["history"]]
     return {"row": row.id, "seed": seed, "val": result["val"], "test": result["test"],
             "best_epoch": result["best_epoch"], "selected_epoch": result["selected_epoch"],
-            "epochs_run": result["epochs_run"], "wall_seconds": time.perf_counter() - started, "params": int(model.count_params()),
+            "epochs_run": result["epochs_run"], "wall_seconds": time.perf_counter() - started,
+            "params": int(model.count_params()),
             "alpha": attention_spread(model, encoded.test), "curves": curves}
 
 
@@ -253,7 +254,8 @@ def table(study: str, rows: list, results: dict, reference: str) -> str:
     has_alpha = any(r.get("alpha") for runs in results.values() for r in runs)
     header = ["row", "n", *[m for m in METRICS], f"NDCG@10 vs {reference}",
               *(["NDCG@10 vs SASRec"] if vs_sasrec else []), *[k.split("/", 1)[1] + " acc" for k in intents],
-              *(["α std across users", "α entropy"] if has_alpha else []), "best (→ restored) epoch / run", "min / run"]
+              *(["α std across users", "α entropy"] if has_alpha else []), "best (→ restored) epoch / run",
+              "min / run"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         runs = results.get(row.id, [])

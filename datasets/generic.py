@@ -111,27 +111,10 @@ def load(
         name: dataset name (default: the file stem).
         max_rows: read at most this many data rows.
     """
-    explicit = {k: v for k, v in dict(
-        columns=columns, fmt=fmt, sep=sep, names=names, weight=weight, weight_by=weight_by,
-        weight_from=weight_from, value_maps=value_maps, name=name).items() if v is not None}
-    for k, v in dict(categorical=categorical, multi_label=multi_label, numeric=numeric, intents=intents).items():
-        if v:
-            explicit[k] = v
-    if header != "auto":
-        explicit["header"] = header
-    if timestamp_unit != "auto":
-        explicit["timestamp_unit"] = timestamp_unit
-    opts: dict[str, Any] = dict(columns=None, fmt=None, sep=None, header="auto", names=None, categorical=(),
-                                multi_label=(), numeric=(), intents=(), weight=None, weight_by=None,
-                                weight_from=None, value_maps=None, timestamp_unit="auto", name=None)
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; available: {sorted(PRESETS)}")
-        opts.update(PRESETS[preset])
-    opts.update(explicit)
-    if opts["columns"] is None:
-        raise ValueError("generic: `columns` is required (at least user and item), or use a preset")
-
+    opts = _options(columns=columns, preset=preset, fmt=fmt, sep=sep, header=header, names=names,
+                    categorical=categorical, multi_label=multi_label, numeric=numeric, intents=intents,
+                    weight=weight, weight_by=weight_by, weight_from=weight_from, value_maps=value_maps,
+                    timestamp_unit=timestamp_unit, name=name)
     path = Path(path)
     report = IngestReport(source=str(path))
     fmt = opts["fmt"] or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
@@ -200,7 +183,6 @@ def load(
         report.repair(f"invalid_numeric:{c}", int((inv & keep).sum()),
                       _io.field_examples(raw, inv & keep, src[c], src[c], "is not a number; kept as NaN"))
         out[c] = x
-    has_weight, weight_from = False, None
     if opts["weight"] is not None:
         wcol = opts["weight"]
         w, miss, inv = _io.parse_float(raw[src[wcol]])
@@ -210,7 +192,6 @@ def load(
                       _io.field_examples(raw, badw, src[wcol], src[wcol],
                                          "is not a non-negative number; kept as NaN (weight 1.0 when encoded)"))
         out[WEIGHT] = np.where(neg, np.nan, w)
-        has_weight, weight_from = True, opts["weight_from"]
     elif opts["weight_by"]:
         wb = opts["weight_by"]
         col = wb["column"]
@@ -218,14 +199,7 @@ def load(
             raise ValueError(f"weight_by column {col!r} is not a categorical output column")
         table = {str(k): float(v) for k, v in wb["weights"].items()}
         out[WEIGHT] = pd.Series(out[col]).map(table).fillna(float(wb.get("default", 1.0))).to_numpy(np.float64)
-        has_weight, weight_from = True, col
 
-    intents = []
-    for it in opts["intents"]:
-        if isinstance(it, IntentSpec):
-            intents.append(it)
-        else:
-            intents.append(IntentSpec(it, "multi" if it in multis else "single"))
     frame = pd.DataFrame(out)
     frame["_line"] = raw["_line"].to_numpy()
     frame["_file"] = raw["_file"].to_numpy()
@@ -234,12 +208,55 @@ def load(
         # Order of appearance within each user.
         frame[TIMESTAMP] = frame.groupby(USER, sort=False).cumcount().astype(np.int64)
         report.note("timestamp", "no timestamp column: file order within each user")
-    schema = InteractionSchema(categorical=tuple(cats), multi_label=tuple(multis), numeric=tuple(nums),
-                               intents=tuple(intents), has_timestamps=has_ts, has_weight=has_weight,
-                               weight_from=weight_from)
+    schema = _schema(opts)
     items = _items_table(frame, mapping, raw, keep, src)
     ds_name = opts["name"] or path.stem
     return finalize(ds_name, frame, schema, items, report)
+
+
+def _options(*, preset=None, header="auto", timestamp_unit="auto", categorical=(), multi_label=(), numeric=(),
+             intents=(), **named) -> dict:
+    """`load`'s options: the defaults, then the preset's, then the arguments given."""
+    explicit = {k: v for k, v in named.items() if v is not None}
+    for k, v in dict(categorical=categorical, multi_label=multi_label, numeric=numeric, intents=intents).items():
+        if v:
+            explicit[k] = v
+    if header != "auto":
+        explicit["header"] = header
+    if timestamp_unit != "auto":
+        explicit["timestamp_unit"] = timestamp_unit
+    opts: dict[str, Any] = dict(columns=None, fmt=None, sep=None, header="auto", names=None, categorical=(),
+                                multi_label=(), numeric=(), intents=(), weight=None, weight_by=None,
+                                weight_from=None, value_maps=None, timestamp_unit="auto", name=None)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; available: {sorted(PRESETS)}")
+        opts.update(PRESETS[preset])
+    opts.update(explicit)
+    if opts["columns"] is None:
+        raise ValueError("generic: `columns` is required (at least user and item), or use a preset")
+    return opts
+
+
+def _schema(opts) -> InteractionSchema:
+    """The schema of a log loaded with `opts`: it follows from the options alone."""
+    multis = tuple(opts["multi_label"])
+    intents = tuple(it if isinstance(it, IntentSpec) else IntentSpec(it, "multi" if it in multis else "single")
+                    for it in opts["intents"])
+    # An explicit weight column wins over `weight_by`, as in `load`.
+    weight_from = opts["weight_from"] if opts["weight"] is not None else (opts["weight_by"] or {}).get("column")
+    return InteractionSchema(categorical=tuple(opts["categorical"]), multi_label=multis,
+                             numeric=tuple(opts["numeric"]), intents=intents,
+                             has_timestamps=TIMESTAMP in _normalise_mapping(opts["columns"]),
+                             has_weight=opts["weight"] is not None or bool(opts["weight_by"]),
+                             weight_from=weight_from)
+
+
+def declared_schema(*, path=None, encoding="utf-8", max_rows=None, multi_label_sep="|", **options) -> InteractionSchema:
+    """The schema `load(path, **options)` produces, without reading the file (the reading
+    arguments are accepted and do not matter)."""
+    del path, encoding, max_rows, multi_label_sep
+    return _schema(_options(**options))
 
 
 def _normalise_mapping(columns: Mapping[str, Union[str, int]]) -> dict:

@@ -77,20 +77,9 @@ def write_sharded_log(dataset, out_dir: str, num_shards: int = 8, by_user: bool 
 
 
 def _generic_schema(kw) -> dict:
-    from datasets.generic import PRESETS
-    from datasets.schema import IntentSpec, InteractionSchema
+    from datasets.generic import declared_schema
 
-    if kw.get("preset") is not None:  # as `datasets.generic.load`: explicit arguments override the preset
-        kw = {**PRESETS[kw["preset"]], **{k: v for k, v in kw.items() if v is not None}}
-    multi = set(kw.get("multi_label", ()))
-    return InteractionSchema(
-        categorical=tuple(kw.get("categorical", ())), multi_label=tuple(kw.get("multi_label", ())),
-        numeric=tuple(kw.get("numeric", ())),
-        intents=tuple(IntentSpec(c, "multi" if c in multi else "single") for c in kw.get("intents", ())),
-        has_timestamps="timestamp" in kw.get("columns", {}),
-        has_weight=bool(kw.get("weight") or kw.get("weight_by")),
-        # As `datasets.generic.load`: an explicit weight column wins over `weight_by`.
-        weight_from=kw.get("weight_from") if kw.get("weight") else (kw.get("weight_by") or {}).get("column")).to_dict()
+    return declared_schema(**kw).to_dict()
 
 
 def resolve_interaction_schema(data: DataConfig) -> Dict[str, Any]:

@@ -224,3 +224,19 @@ def test_registry():
     datasets.register("custom-test", lambda **kw: calls.append(kw) or "ok")
     assert datasets.load("custom-test", a=1) == "ok" and calls == [{"a": 1}]
     assert IntentSpec("x").kind == "single"
+
+
+def test_declared_schema_is_the_loaded_one(tmp_path):
+    """A generic pipeline source declares its schema without reading the data; it must be
+    the schema `load` gives, column aliases and IntentSpecs included (the pipeline's own
+    copy of the rule missed `time` for `timestamp` and read IntentSpecs as names)."""
+    from datasets import generic
+    from datasets.schema import InteractionSchema
+    from pipeline import sources
+
+    f = write(tmp_path / "log.csv", "u,i,t,g\n1,100,1511544070,a|b\n1,101,1511544080,b\n")
+    kw = {"path": str(f), "columns": {"user": "u", "item": "i", "time": "t", "genre": "g"},
+          "multi_label": ["genre"], "intents": [IntentSpec("genre", "multi")]}
+    loaded = generic.load(**kw).schema
+    assert loaded.has_timestamps
+    assert InteractionSchema.from_dict(sources._generic_schema(kw)) == loaded
