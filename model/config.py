@@ -147,6 +147,16 @@ class IntentRecConfig(ModelConfig):
     # table learns from both sides, which rare items need. Needs item width = d_model.
     tie_item_embeddings: bool = True
 
+    # --- Intent heads. ---
+    # Add to each head whose label column is also an input a gated bonus for its current
+    # value and its recency-weighted values in the window (`IntentHistoryPrior`): the next
+    # intent is mostly the current one, which a head over thousands of classes cannot
+    # learn class by class (docs/experiments.md, "Intent heads against a Markov reference").
+    intent_history_prior: bool = True
+    # With the prior: whether the intent item score reads the heads with it (True) or the
+    # heads' own logits (False; the intents reported, Z and the copy gate keep the prior).
+    intent_score_reads_prior: bool = True
+
     # --- Item score (model.item_scores). ---
     # Add Σ_h w_h · log p_h(attr_h(i)): each intent head's predicted log-probability of
     # the candidate item's own value (genre, movie/show, category...), weighted per head

@@ -9,6 +9,7 @@ from model.config import IntentRecConfig
 from model.feature_constructor import InputFeatureConstructor
 from model.inputs import sequence_inputs
 from model.intent_aggregation import IntentAggregation
+from model.intent_history_prior import IntentHistoryPrior
 from model.intent_loss import attention_entropy, intent_loss
 from model.item_head import ItemHead
 from model.item_scores import IntentItemScore, RepeatScore, mix_with_history
@@ -28,11 +29,15 @@ class IntentRec(keras.Model):
     Reading top to bottom (paper Fig. 2):
     1. F_k: embeddings of the item and its metadata plus numeric features;
     2. S_k: a short-term encoder over each position's time window (v3);
-    3. E^intent: FC + LayerNorm on F ⊕ S, timestamp encoding, causal Transformer;
-    4. intent heads: softmax (single-label) or sigmoid (multi-label) per intent;
+    3. E^intent: F ⊕ S projected (`intent_input_projection`; the paper's FC +
+       LayerNorm, or the item embedding kept plus FC of the rest), position and
+       timestamp encodings, causal Transformer;
+    4. intent heads: softmax (single-label) or sigmoid (multi-label) per intent, their
+       logits plus a gated prior for the intent values in the history
+       (`intent_history_prior`);
     5. Z, α: attention aggregation of the projected head predictions (v2, v3);
-    6. E^item: FC + LayerNorm on F ⊕ S ⊕ Z, timestamp encoding, a second causal
-       Transformer (v2, v3; v0/v1 share the first encoder);
+    6. E^item: F ⊕ S ⊕ Z projected (`input_projection`), position and timestamp
+       encodings, a second causal Transformer (v2, v3; v0/v1 share the first encoder);
     7. next-item scores from `item_head` over the whole catalogue.
 
     Every output at position k depends on interactions 1..k only, so one forward
@@ -123,6 +128,9 @@ class IntentRec(keras.Model):
         intent_stack = encoder_stack("intent", cfg.intent_layers, intent_projection)
         item_stack = encoder_stack("item", cfg.item_layers, cfg.input_projection) if cfg.hierarchical else None
         head_layers = {h.name: layers.Dense(h.num_classes, name=f"intent_head_{h.name}") for h in heads}
+        # Heads whose label column is also an input read its recent values as a prior.
+        history_priors = {h.name: IntentHistoryPrior(h.num_classes, h.kind, name=f"intent_history_{h.name}")
+                          for h in heads if cfg.intent_history_prior and h.name in inputs}
         aggregation = IntentAggregation(len(heads), cfg.d_proj, name="intent_aggregation") if cfg.hierarchical else None
         input_dropout = layers.Dropout(cfg.dropout, name="input_dropout")
 
@@ -156,9 +164,13 @@ class IntentRec(keras.Model):
         outputs = {}
         probabilities = []
         for head in heads:
-            logits = layers.Activation("linear", dtype="float32", name=f"intent_logits_{head.name}")(
-                head_layers[head.name](intent_hidden)
-            )
+            logits = head_layers[head.name](intent_hidden)
+            if head.name in history_priors:
+                if not cfg.intent_score_reads_prior:
+                    outputs[f"head_logits_{head.name}"] = ops.cast(logits, "float32")
+                logits = ops.cast(logits, "float32") + history_priors[head.name](
+                    intent_hidden, inputs[head.name], valid)
+            logits = layers.Activation("linear", dtype="float32", name=f"intent_logits_{head.name}")(logits)
             activation = "softmax" if head.kind == "single" else "sigmoid"
             probs = layers.Activation(activation, dtype="float32", name=f"intent_{head.name}")(logits)
             outputs[f"intent_logits_{head.name}"] = logits
@@ -271,7 +283,7 @@ class IntentRec(keras.Model):
         true = head.target_logits(hidden32, labels)
         intent_logits = alpha = None
         if getattr(self, "intent_score", None) is not None:
-            intent_logits = {h.name: ops.reshape(self._intent_signal(y_pred[f"intent_logits_{h.name}"]),
+            intent_logits = {h.name: ops.reshape(self._intent_signal(_score_logits(y_pred, h.name)),
                                                  (-1, h.num_classes)) for h in self.intent_heads}
             if "intent_attention" in y_pred:
                 alpha = ops.reshape(y_pred["intent_attention"], (-1, len(self.intent_heads)))
@@ -326,7 +338,7 @@ class IntentRec(keras.Model):
 
         scores = self.item_head(rows(hidden))
         if getattr(self, "intent_score", None) is not None:
-            logits = {h.name: rows(outputs[f"intent_logits_{h.name}"]) for h in self.intent_heads}
+            logits = {h.name: rows(_score_logits(outputs, h.name)) for h in self.intent_heads}
             alpha = rows(outputs["intent_attention"]) if "intent_attention" in outputs else None
             scores = scores + self.intent_score(logits, alpha)
         if getattr(self, "repeat", None) is not None:
@@ -393,6 +405,12 @@ class IntentRec(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _score_logits(outputs, name):
+    """The logits of head `name` that the intent item score reads: the head's own where
+    `intent_score_reads_prior` is off (`head_logits_<name>`), else the intent's."""
+    return outputs.get(f"head_logits_{name}", outputs[f"intent_logits_{name}"])
 
 
 def mask_seen_items(logits, items):

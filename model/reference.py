@@ -1,7 +1,7 @@
-"""Non-neural reference rankings reported beside every model: popularity, item
-co-occurrence, and majority-class intents.
+"""Non-neural references reported beside every model: popularity and item
+co-occurrence rankings, majority-class and Markov ("next = current") intents.
 
-A trained sequential model should beat all three; they use the same targets, the
+A trained sequential model should beat all of them; they use the same targets, the
 same full-catalogue ranks (`model.evaluation.ranking_metrics`) and the same
 seen-item filter as the model they are reported with.
 """
@@ -119,5 +119,46 @@ def majority(train_y, y, intents) -> dict:
         counts[:NUM_RESERVED_IDS] = -1
         probs = np.broadcast_to(counts, (len(y["item"]), len(counts)))
         hits = evaluation.intent_hits(probs, y[head.name][:, -1], head.kind)
+        metrics[f"intent_accuracy/{head.name}"] = float(np.mean(hits))
+    return metrics
+
+
+def markov(train_x, train_y, x, y, intents) -> dict:
+    """Next-intent accuracy of a first-order Markov chain on the intent values: the
+    training transitions' most frequent next value after the current one (for
+    multi-label heads, summed over the current values), the majority class where the
+    current value was never seen. Heads whose label column is not an input are skipped.
+
+    On logs where an intent persists (a session's genre or category), this is the
+    reference an intent head has to beat, not the majority class.
+    """
+    from scipy import sparse
+
+    metrics = {}
+    train_w = train_y["weight"] > 0
+    for head in intents:
+        if head.name not in x or head.name not in train_x:
+            continue
+        current, nxt = train_x[head.name][train_w], train_y[head.name][train_w]
+        if head.kind == "single":
+            # Sparse [K, K] counts: a catalogue's categories may number tens of thousands.
+            nxt = nxt.astype(np.int64)
+            keep = nxt >= NUM_RESERVED_IDS
+            counts = sparse.csr_matrix((np.ones(int(keep.sum())), (current.astype(np.int64)[keep], nxt[keep])),
+                                       shape=(head.num_classes, head.num_classes))
+            prior = np.bincount(nxt[keep], minlength=head.num_classes).astype(np.float64)
+            tie_break = prior / max(prior.sum(), 1.0) * 1e-6
+            best = np.full(head.num_classes, int(np.argmax(prior)))  # never-seen values: the majority class
+            for value in np.flatnonzero(np.diff(counts.indptr)):
+                row = counts.getrow(value)
+                best[value] = row.indices[np.argmax(row.data + tie_break[row.indices])]
+            predicted = best[np.asarray(x[head.name][:, -1], np.int64)]
+            hits = predicted == np.asarray(y[head.name][:, -1], np.int64)
+        else:
+            counts = np.asarray(current, np.float64).T @ np.asarray(nxt, np.float64)
+            prior = np.asarray(nxt, np.float64).sum(axis=0)
+            scores = np.asarray(x[head.name][:, -1], np.float64) @ counts
+            scores = scores + 1e-6 * prior / max(prior.sum(), 1.0)  # ties and unseen values: the majority class
+            hits = evaluation.intent_hits(scores, y[head.name][:, -1], head.kind)
         metrics[f"intent_accuracy/{head.name}"] = float(np.mean(hits))
     return metrics

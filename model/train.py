@@ -127,7 +127,8 @@ def print_table(report):
     rows = [("val", report["val"]), ("test", report["test"]),
             ("popularity (test)", report["baselines"]["popularity"]),
             ("item co-occurrence (test)", report["baselines"]["cooccurrence"]),
-            ("majority class (test)", report["baselines"]["majority"])]
+            ("majority class (test)", report["baselines"]["majority"]),
+            ("Markov: next intent after the current (test)", report["baselines"]["markov"])]
     for label, metrics in rows:
         table.add_row(label, *[_fmt(metrics.get(c)) for c in columns[1:]], *[_fmt(metrics.get(k)) for k in intent_keys])
     # Off a terminal (a log file, a pipe) rich would wrap the table to 80 columns and

@@ -390,14 +390,15 @@ def fit_and_evaluate(model, encoded, cfg: TrainConfig, evaluate_splits=("val", "
 
 
 def reference_baselines(encoded, cfg: TrainConfig, exclude_seen: bool, split="test") -> dict:
-    """Popularity and item co-occurrence rankings and majority-class intent accuracy on
-    `split`, under the same seen-item filter as the model."""
+    """Popularity and item co-occurrence rankings and majority-class and Markov intent
+    accuracy on `split`, under the same seen-item filter as the model."""
     s = encoded.split(split)
     x, y = with_weights(s)
-    _, train_y = with_weights(encoded.train)
+    train_x, train_y = with_weights(encoded.train)
     seen = (seen_items(s, cfg, exclude_seen) or True) if exclude_seen else None
     return {
         "popularity": reference.popularity(encoded.item_popularity, x, y, seen=seen),
         "cooccurrence": reference.cooccurrence(encoded.train, encoded.item_popularity, x, y, seen=seen),
         "majority": reference.majority(train_y, y, encoded.feature_spec.intents),
+        "markov": reference.markov(train_x, train_y, x, y, encoded.feature_spec.intents),
     }

@@ -162,8 +162,9 @@ def markdown(report: dict) -> str:
                 pop = [f"{ref['popularity'].get(c, float('nan')):.4f}" if c in ITEM_METRICS else
                        (f"{ref['majority'][c]:.4f}" if c in ref["majority"] else "N/A") for c in cols]
                 lines.append("| *Popularity / majority class* | " + " | ".join(pop) + " |")
-                co = [f"{ref['cooccurrence'][c]:.4f}" if c in ITEM_METRICS else "N/A" for c in cols]
-                lines.append("| *Item co-occurrence (non-neural)* | " + " | ".join(co) + " |")
+                co = [f"{ref['cooccurrence'][c]:.4f}" if c in ITEM_METRICS else
+                      (f"{ref['markov'][c]:.4f}" if c in ref.get("markov", {}) else "N/A") for c in cols]
+                lines.append("| *Item co-occurrence / Markov intents (non-neural)* | " + " | ".join(co) + " |")
     lines += ["", "## Chosen hyperparameters (validation NDCG@10, seed 0)", "",
               "| Row | learning rate | dropout | width | val NDCG@10 of each grid config (lr/dropout/width) "
               "| best epoch / epochs run, per seed | wall time (all runs) |", "|---|---|---|---|---|---|---|"]

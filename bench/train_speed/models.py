@@ -18,10 +18,14 @@ from model.transformer_encoder import TransformerBlock
 
 # "intentrec" is today's default V3; "intentrec_paper" the default before issue 12 (the
 # paper's FC + LayerNorm input, timestamps only, an untied head, no intent/copy item
-# scores), so the two can be timed side by side.
-PAPER_INTENTREC = {"intentrec_paper": {"position_embedding": False, "tie_item_embeddings": False,
-                                       "input_projection": "dense_norm", "intent_item_score": False,
-                                       "repeat_score": False}}
+# scores, no intent history prior); "intentrec_no_prior" today's default without the
+# intent history prior; so they can be timed side by side.
+INTENTREC_MODELS = {
+    "intentrec": {},
+    "intentrec_paper": {"position_embedding": False, "tie_item_embeddings": False, "input_projection": "dense_norm",
+                        "intent_item_score": False, "repeat_score": False, "intent_history_prior": False},
+    "intentrec_no_prior": {"intent_history_prior": False},
+}
 
 
 def synthetic_batches(spec: dict, n: int, num: int, seed: int = 0, lengths: np.ndarray | None = None):
@@ -64,10 +68,10 @@ def build(case: Case, label_budget: float):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(case.precision)
     try:
-        if case.model in PAPER_INTENTREC or case.model == "intentrec":
+        if case.model in INTENTREC_MODELS:
             config = IntentRecConfig.from_feature_spec(
                 spec, variant="v3", item_loss=item_loss, max_label_positions=budget,
-                **PAPER_INTENTREC.get(case.model, {}),
+                **INTENTREC_MODELS[case.model],
             )
             model = IntentRec(config)
         elif case.model == "sasrec":

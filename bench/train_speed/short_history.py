@@ -119,7 +119,7 @@ def short_history_main(argv=None) -> dict:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="intentrec,sasrec",
                    help="comma list: intentrec (today's default V3), intentrec_paper (the default before issue 12), "
-                        "sasrec")
+                        "intentrec_no_prior (today's default without the intent history prior), sasrec")
     p.add_argument("--rows", type=int, default=BEAUTY_USERS, help="training rows (one per user)")
     p.add_argument("--items", type=int, default=BEAUTY_ITEMS)
     p.add_argument("--n", type=int, default=50, help="max_len")

@@ -17,9 +17,13 @@ class AblationTest(TestCase):
         self.assertFalse(plain.config.intent_item_score)
         scored = ablation.build_model(rows["v3_repeat_intent_score"], FEATURE_SPEC)
         self.assertTrue(scored.config.repeat_score and scored.config.intent_item_score)
-        # The default IntentRec is one of the rows, spelled out.
+        self.assertFalse(scored.config.intent_history_prior)  # today's default is on: the row keeps its meaning
+        # The default IntentRec before the prior is one of the rows, spelled out; today's is
+        # the intent_prior study's.
         self.assertEqual(dict(rows["v3_repeat_intent_score"].overrides),
                          {**ablation.DEFAULT_INTENTREC, "variant": "v3"})
+        prior = {r.id: r for r in ablation.STUDIES["intent_prior"]}["default_intent_prior"]
+        self.assertTrue(ablation.build_model(prior, FEATURE_SPEC).config.intent_history_prior)
 
     def test_table_compares_with_the_reference_and_with_sasrec(self):
         rows = [r for r in ablation.STUDIES["repeat"] if r.id in ("sasrec", "v3", "v3_repeat")]
