@@ -20,8 +20,8 @@ class IntentHistoryPrior(layers.Layer):
     against a Markov reference"). A softmax head over thousands of categories would
     have to learn that identity class by class from few examples each; this term gives
     it for every value at once, and the gates learn when it does not hold (a long gap, a
-    new session: the time encoding is in the hidden state). It is the intent analogue of the item copy
-    score (`model.item_scores.RepeatScore`).
+    new session: the time encoding is in the hidden state). It is the intent analogue of
+    the item copy score (`model.item_scores.RepeatScore`).
 
     For position k, with one-hot (or multi-hot) values v_j of the positions j ≤ k:
 

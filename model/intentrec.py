@@ -47,7 +47,8 @@ class IntentRec(keras.Model):
     docs/ARCHITECTURE.md §2). Outputs are a dict:
     - `item_hidden`: E^item `[batch, seq, d_model]`;
     - `intent_<name>`: head probabilities `[batch, seq, d_i]`, and
-      `intent_logits_<name>` (for the loss);
+      `intent_logits_<name>` (for the loss); `head_logits_<name>`, the head's logits
+      without the history prior, only where `intent_score_reads_prior` is off;
     - `intent_embedding`: Z `[batch, seq, d_proj]` and `intent_attention`:
       softmax(α) `[batch, seq, M]` (hierarchical variants only).
 
@@ -166,10 +167,10 @@ class IntentRec(keras.Model):
         for head in heads:
             logits = head_layers[head.name](intent_hidden)
             if head.name in history_priors:
+                logits = ops.cast(logits, "float32")
                 if not cfg.intent_score_reads_prior:
-                    outputs[f"head_logits_{head.name}"] = ops.cast(logits, "float32")
-                logits = ops.cast(logits, "float32") + history_priors[head.name](
-                    intent_hidden, inputs[head.name], valid)
+                    outputs[f"head_logits_{head.name}"] = logits
+                logits = logits + history_priors[head.name](intent_hidden, inputs[head.name], valid)
             logits = layers.Activation("linear", dtype="float32", name=f"intent_logits_{head.name}")(logits)
             activation = "softmax" if head.kind == "single" else "sigmoid"
             probs = layers.Activation(activation, dtype="float32", name=f"intent_{head.name}")(logits)

@@ -132,8 +132,6 @@ def markov(train_x, train_y, x, y, intents) -> dict:
     On logs where an intent persists (a session's genre or category), this is the
     reference an intent head has to beat, not the majority class.
     """
-    from scipy import sparse
-
     metrics = {}
     train_w = train_y["weight"] > 0
     for head in intents:
@@ -141,17 +139,21 @@ def markov(train_x, train_y, x, y, intents) -> dict:
             continue
         current, nxt = train_x[head.name][train_w], train_y[head.name][train_w]
         if head.kind == "single":
-            # Sparse [K, K] counts: a catalogue's categories may number tens of thousands.
-            nxt = nxt.astype(np.int64)
+            # Counted per observed (current, next) pair, never as a [K, K] matrix: a
+            # catalogue's categories may number tens of thousands.
+            k = head.num_classes
+            current, nxt = current.astype(np.int64), nxt.astype(np.int64)
             keep = nxt >= NUM_RESERVED_IDS
-            counts = sparse.csr_matrix((np.ones(int(keep.sum())), (current.astype(np.int64)[keep], nxt[keep])),
-                                       shape=(head.num_classes, head.num_classes))
-            prior = np.bincount(nxt[keep], minlength=head.num_classes).astype(np.float64)
-            tie_break = prior / max(prior.sum(), 1.0) * 1e-6
-            best = np.full(head.num_classes, int(np.argmax(prior)))  # never-seen values: the majority class
-            for value in np.flatnonzero(np.diff(counts.indptr)):
-                row = counts.getrow(value)
-                best[value] = row.indices[np.argmax(row.data + tie_break[row.indices])]
+            pairs, counts = np.unique(current[keep] * k + nxt[keep], return_counts=True)
+            pair_current, pair_next = np.divmod(pairs, k)
+            prior = np.bincount(nxt[keep], minlength=k).astype(np.float64)
+            score = counts + prior[pair_next] / max(prior.sum(), 1.0) * 1e-6  # ties: the more frequent value
+            order = np.lexsort((score, pair_current))  # by current value, its best next value last
+            is_last = np.ones(len(order), bool)
+            is_last[:-1] = pair_current[order][1:] != pair_current[order][:-1]
+            last = order[is_last]
+            best = np.full(k, int(np.argmax(prior)))  # never-seen values: the majority class
+            best[pair_current[last]] = pair_next[last]
             predicted = best[np.asarray(x[head.name][:, -1], np.int64)]
             hits = predicted == np.asarray(y[head.name][:, -1], np.int64)
         else:

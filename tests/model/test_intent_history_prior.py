@@ -78,29 +78,3 @@ class IntentHistoryPriorTest(TestCase):
         np.testing.assert_array_equal(probs.argmax(axis=1), 3)
         self.run_model_saving_test(model, x)
 
-    def test_the_intent_item_score_reads_the_prior_only_when_told(self):
-        x, _ = self.random_batch()
-        for reads in (True, False):
-            # V1 without the copy score: the prior reaches item scores only through the intent item score.
-            model = self.make_model(variant="v1", intent_history_prior=True, intent_item_score=True,
-                                    repeat_score=False, intent_score_reads_prior=reads)
-            model.intent_score.set_item_attributes(*self.item_tables(model))
-            scores = []
-            for bias in (0.0, 5.0):
-                for name in ("item_type", "genre"):
-                    model.get_layer(f"intent_history_{name}").gate.bias.assign(np.array([bias, bias], "float32"))
-                scores.append(ops.convert_to_numpy(model.item_scores(model(x, training=False), x["item"], True)))
-            changed = np.abs(scores[0] - scores[1]).max()
-            if reads:
-                self.assertGreater(changed, 1e-3)
-            else:
-                self.assertLess(changed, 1e-5)
-
-    def item_tables(self, model):
-        """Item attribute tables: item_type 2 + id % 2 and genre 2 + id % 5; action type is none."""
-        ids = np.arange(model.config.item_vocab_size)
-        genre = np.zeros((len(ids), 7), "float32")
-        genre[ids, 2 + ids % 5] = 1.0
-        tables = {"action_type": np.zeros(len(ids), "int32"), "item_type": (2 + ids % 2).astype("int32"),
-                  "genre": genre}
-        return tables, {"action_type": False, "item_type": True, "genre": True}

@@ -11,8 +11,9 @@ from tests.test_case import TestCase
 
 class ItemScoresTest(TestCase):
     def make_scored_model(self, **overrides):
-        model = self.make_model(variant="v3", intent_item_score=True, repeat_score=True, position_embedding=True,
-                                tie_item_embeddings=True, input_projection="item_plus_dense", **overrides)
+        model = self.make_model(**{**dict(variant="v3", intent_item_score=True, repeat_score=True,
+                                          position_embedding=True, tie_item_embeddings=True,
+                                          input_projection="item_plus_dense"), **overrides})
         rng = np.random.default_rng(3)
         tables = {h.name: (rng.integers(0, h.num_classes, 40) if h.kind == "single"
                            else rng.random((40, h.num_classes)) < 0.3) for h in model.intent_heads}
@@ -58,6 +59,23 @@ class ItemScoresTest(TestCase):
         # A head that is not an item attribute contributes nothing.
         scorer.set_item_attributes({"genre_single": np.array([0, 0, 2, 3, 3, 0])}, {"genre_single": False})
         np.testing.assert_allclose(ops.convert_to_numpy(scorer({"genre_single": logits})), 0.0)
+
+    def test_the_intent_item_score_reads_the_history_prior_only_when_told(self):
+        x, _ = self.random_batch()
+        for reads in (True, False):
+            # V1 without the copy score: the prior reaches item scores only through the intent item score.
+            model = self.make_scored_model(variant="v1", repeat_score=False, intent_history_prior=True,
+                                           intent_score_reads_prior=reads)
+            scores = []
+            for bias in (0.0, 5.0):
+                for head in model.intent_heads:
+                    model.get_layer(f"intent_history_{head.name}").gate.bias.assign(np.array([bias, bias], "float32"))
+                scores.append(ops.convert_to_numpy(model.item_scores(model(x, training=False), x["item"], True)))
+            changed = np.abs(scores[0] - scores[1]).max()
+            if reads:
+                self.assertGreater(changed, 1e-3)
+            else:
+                self.assertLess(changed, 1e-5)
 
     def test_copy_score_lifts_history_items_only(self):
         scores = np.zeros((1, 6), "float32")
