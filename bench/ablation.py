@@ -40,10 +40,12 @@ SASREC_BACKBONE = {"position_embedding": True, "tie_item_embeddings": True, "inp
 # Every ablation row starts from the item scores as they were when the studies began
 # (both off), not from today's `IntentRecConfig` defaults: a row means the same model
 # whatever the defaults become, so its cached runs stay valid.
-ABLATION_BASE = {"intent_item_score": False, "repeat_score": False, "intent_history_prior": False}
+ABLATION_BASE = {"intent_item_score": False, "repeat_score": False, "intent_history_prior": False,
+                 "intent_score_reads_prior": True}
 # The default IntentRec before the intent history prior (issue 12's outcome until then),
-# spelled out for the same reason; today's default adds `intent_history_prior=True`
-# (the `intent_prior` study's "default_intent_prior" row).
+# spelled out for the same reason; today's default adds `intent_history_prior=True` with
+# `intent_score_reads_prior=False` (the `intent_prior` study's
+# "default_intent_prior_score_without" row).
 DEFAULT_INTENTREC = {**SASREC_BACKBONE, "intent_item_score": True, "repeat_score": True}
 
 

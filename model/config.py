@@ -155,7 +155,10 @@ class IntentRecConfig(ModelConfig):
     intent_history_prior: bool = True
     # With the prior: whether the intent item score reads the heads with it (True) or the
     # heads' own logits (False; the intents reported, Z and the copy gate keep the prior).
-    intent_score_reads_prior: bool = True
+    # The prior says "the same as now", which the ranking already knows from the copy
+    # score and the item encoder; read twice, it over-weights the current intent
+    # (docs/experiments.md: False is better on ml-100k, synthetic and e-commerce logs).
+    intent_score_reads_prior: bool = False
 
     # --- Item score (model.item_scores). ---
     # Add Σ_h w_h · log p_h(attr_h(i)): each intent head's predicted log-probability of

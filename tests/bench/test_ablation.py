@@ -23,7 +23,9 @@ class AblationTest(TestCase):
         self.assertEqual(dict(rows["v3_repeat_intent_score"].overrides),
                          {**ablation.DEFAULT_INTENTREC, "variant": "v3"})
         prior = {r.id: r for r in ablation.STUDIES["intent_prior"]}["default_intent_prior"]
-        self.assertTrue(ablation.build_model(prior, FEATURE_SPEC).config.intent_history_prior)
+        prior_config = ablation.build_model(prior, FEATURE_SPEC).config
+        self.assertTrue(prior_config.intent_history_prior)
+        self.assertTrue(prior_config.intent_score_reads_prior)  # the default then; False today
 
     def test_table_compares_with_the_reference_and_with_sasrec(self):
         rows = [r for r in ablation.STUDIES["repeat"] if r.id in ("sasrec", "v3", "v3_repeat")]

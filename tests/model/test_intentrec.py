@@ -13,6 +13,9 @@ class IntentRecTest(TestCase):
         x, _ = self.random_batch()
         heads = {"intent_action_type", "intent_item_type", "intent_genre"}
         logits = {"intent_logits_action_type", "intent_logits_item_type", "intent_logits_genre"}
+        # Every head's label is an input here, so every head has a history prior, and the
+        # intent item score reads the heads without it (`intent_score_reads_prior=False`).
+        logits |= {"head_logits_action_type", "head_logits_item_type", "head_logits_genre"}
         expected = {
             "v0": {"item_hidden"},
             "v1": {"item_hidden"} | heads | logits,
