@@ -155,9 +155,8 @@ class IntentRecConfig(ModelConfig):
     intent_history_prior: bool = True
     # With the prior: whether the intent item score reads the heads with it (True) or the
     # heads' own logits (False; the intents reported, Z and the copy gate keep the prior).
-    # The prior says "the same as now", which the ranking already knows from the copy
-    # score and the item encoder; read twice, it over-weights the current intent
-    # (docs/experiments.md: False is better on ml-100k, synthetic and e-commerce logs).
+    # False ranks better on ml-100k, synthetic-small and ecommerce-small (docs/experiments.md,
+    # "Intent heads against a Markov reference"); why is not established.
     intent_score_reads_prior: bool = False
 
     # --- Item score (model.item_scores). ---
