@@ -42,6 +42,13 @@ P99_TARGET_MS = 20.0
 RATIO_TARGET = 1.3
 
 
+def _read_or_none(path: str):
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
 def stats(samples_s, wall_s=None) -> dict:
     a = np.asarray(samples_s) * 1e3
     out = {"n": int(a.size)}
@@ -246,12 +253,14 @@ def run_concurrent(fn, reqs, concurrency: int, total: int) -> tuple[list[float],
     return [x for l in lat for x in l], wall, errors[0]
 
 
-def server_threads(server_args) -> tuple[int, int]:
-    """(intra, inter) TensorFlow thread pools the server gets from `server_args` (the server's own parser)."""
+def server_threads(server_args) -> tuple[int, int, str]:
+    """(intra, inter, session config file): the TensorFlow runtime settings the server gets
+    from `server_args` (the server's own parser)."""
     from serving.flags import build_parser
 
     known, _ = build_parser().parse_known_args(list(server_args))
-    return known.tensorflow_intra_op_parallelism, known.tensorflow_inter_op_parallelism
+    return (known.tensorflow_intra_op_parallelism, known.tensorflow_inter_op_parallelism,
+            known.tensorflow_session_config_file)
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -342,7 +351,8 @@ def main(argv=None) -> int:
             "model_dir": args.model_dir or "fixture", "num_items": args.num_items if not args.model_dir else None,
             "history": args.history, "requests_c1": per_round * args.rounds, "rounds": args.rounds,
             "load_requests": args.load_requests, "server_args": args.server_arg,
-            "tensorflow_threads_intra_inter": list(threads), "quick": args.quick,
+            "tensorflow_threads_intra_inter": list(threads[:2]),
+            "tensorflow_session_config": _read_or_none(threads[2]), "quick": args.quick,
             "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "loadavg_start": os.getloadavg()}, "runs": []}
         for m in modes:

@@ -56,6 +56,7 @@ class ServerConfig:
     enable_signature_method_name_check: bool = False
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
+    tensorflow_session_config_file: str = ""  # ConfigProto text: the eager runtime's base config
     use_alts_credentials: bool = False
     shutdown_grace_seconds: float = 10.0
     initial_load_timeout_seconds: float = 0.0  # wait this long for a first version before serving
@@ -110,7 +111,6 @@ IGNORED = (
     ("num_unload_threads", int, 0, "versions unload on their own thread once drained"),
     ("flush_filesystem_caches", _bool, True, "no filesystem cache is kept"),
     ("tensorflow_session_parallelism", int, 0, "TF1 sessions are not used; see --tensorflow_*_op_parallelism"),
-    ("tensorflow_session_config_file", str, "", "TF1 sessions are not used"),
     ("platform_config_file", str, "", "only the TensorFlow platform is served"),
     ("per_process_gpu_memory_fraction", float, 0.0, "CPU serving"),
     ("remove_unused_fields_from_bundle_metagraph", _bool, True, "the MetaGraphDef is not kept"),
@@ -170,6 +170,10 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--enable_signature_method_name_check", default=False, **flag)
     g.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0)
     g.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0)
+    g.add_argument("--tensorflow_session_config_file", default="",
+                   help="ConfigProto text proto for the TensorFlow runtime (e.g. experimental "
+                        "{ disable_thread_spinning: true }); non-zero --tensorflow_*_op_parallelism "
+                        "flags override its thread counts")
     g.add_argument("--version", action="store_true", help="print the versions and exit")
     ig = p.add_argument_group("tensorflow_model_server flags (accepted, ignored here)")
     for name, kind, default, why in IGNORED:

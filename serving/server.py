@@ -64,7 +64,8 @@ class ModelServer:
         for flag, value in sorted(c.ignored_flags.items()):
             log.warning("--%s=%s is accepted for compatibility with tensorflow_model_server and ignored: "
                         "%s", flag, value, ignored_reason(flag))
-        configure_tensorflow(c.tensorflow_intra_op_parallelism, c.tensorflow_inter_op_parallelism)
+        configure_tensorflow(c.tensorflow_intra_op_parallelism, c.tensorflow_inter_op_parallelism,
+                             c.tensorflow_session_config_file)
         self.core = core = self._build_core()
         self._start_health()
         config = self._initial_model_config()
@@ -297,9 +298,30 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def configure_tensorflow(intra: int = 0, inter: int = 0) -> None:
+def configure_tensorflow(intra: int = 0, inter: int = 0, session_config_file: str = "") -> None:
+    """Sets the TensorFlow runtime's config before it initialises: the ConfigProto of
+    ``session_config_file`` (TF Serving's --tensorflow_session_config_file, which TF Serving
+    gives each model's session; here the one eager runtime every model runs in), then the
+    non-zero thread-pool sizes. ValueError when the file cannot be read or parsed."""
     import tensorflow as tf
 
+    if session_config_file:
+        from tensorflow.core.protobuf import config_pb2
+        from tensorflow.python.eager import context
+
+        from serving.config_protos import read_text_proto
+
+        proto = read_text_proto(session_config_file, config_pb2.ConfigProto)
+        ctx = context.context()
+        if ctx._context_handle is not None:  # noqa: SLF001 - no public setter for the base ConfigProto
+            log.warning("TensorFlow is already initialised; --tensorflow_session_config_file=%s is not "
+                        "applied", session_config_file)
+        else:
+            # The eager context builds its runtime from this base config plus the
+            # tf.config settings below (tensorflow/python/eager/context.py, Context.config).
+            ctx._config = proto  # noqa: SLF001
+            log.info("TensorFlow runtime config from %s: %s", session_config_file,
+                     text_format_one_line(proto))
     try:
         if intra:
             tf.config.threading.set_intra_op_parallelism_threads(intra)
@@ -307,6 +329,12 @@ def configure_tensorflow(intra: int = 0, inter: int = 0) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(inter)
     except RuntimeError as e:  # already initialised (e.g. in-process tests)
         log.warning("could not set TensorFlow thread pools: %s", e)
+
+
+def text_format_one_line(message) -> str:
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(message, as_one_line=True) or "(empty)"
 
 
 def _print_version() -> None:

@@ -210,6 +210,7 @@ def tf_serving_command_line(tmp_path_factory, fixture_model):
                                  labels={"intentrec": {"stable": 1, "canary": 2}},
                                  versions={"intentrec": [1, 2]})
     (root / "monitoring.config").write_text('prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n')
+    (root / "session.config").write_text("experimental { disable_thread_spinning: true }\n")
     grpc_port, rest_port = free_port(), free_port()
     argv = [f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_config_file={config}",
             "--model_config_file_poll_wait_seconds=60", "--allow_version_labels_for_unavailable_models=true",
@@ -218,6 +219,7 @@ def tf_serving_command_line(tmp_path_factory, fixture_model):
             f"--monitoring_config_file={root / 'monitoring.config'}", "--enable_model_warmup=true",
             "--grpc_channel_arguments=grpc.max_connection_age_ms=600000", "--num_load_threads=4",
             "--flush_filesystem_caches=true", "--tensorflow_session_parallelism=2",
+            f"--tensorflow_session_config_file={root / 'session.config'}",
             "--xla_cpu_compilation_enabled=false", "--enable_batching=false", "--saved_model_tags=serve",
             "--model_name=ignored", "--model_base_path=/ignored"]
     log_path = str(root / "server.log")

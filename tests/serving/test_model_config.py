@@ -4,6 +4,8 @@ labels and policies, config reloads, and every tensorflow_model_server flag."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import os
 import time
 import urllib.request
@@ -78,8 +80,34 @@ def test_tensorflow_serving_command_line_serves_two_models_and_labels(tf_serving
         log = sp.log()
         assert "--num_load_threads=4 is accepted for compatibility" in log
         assert "--model_name and --model_base_path are ignored" in log
+        assert "TensorFlow runtime config from" in log and "disable_thread_spinning: true" in log
     finally:
         ch.close()
+
+
+def test_session_config_file_sets_the_runtime_config_before_tensorflow_starts(tmp_path):
+    """--tensorflow_session_config_file (a ConfigProto text file) is the TensorFlow runtime's
+    base config; the thread-pool flags override its thread counts. A bad file names itself."""
+    good = tmp_path / "session.config"
+    good.write_text("intra_op_parallelism_threads: 3\nexperimental { disable_thread_spinning: true }\n")
+    probe = ("import sys; from serving.server import configure_tensorflow; "
+             "configure_tensorflow(0, 2, sys.argv[1]); "
+             "from tensorflow.python.eager import context; c = context.context().config; "
+             "print(c.intra_op_parallelism_threads, c.inter_op_parallelism_threads, "
+             "c.experimental.disable_thread_spinning)")
+    out = subprocess.run([sys.executable, "-c", probe, str(good)], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-3:] == ["3", "2", "True"]
+
+    from serving.server import configure_tensorflow
+
+    bad = tmp_path / "bad.config"
+    bad.write_text("experimental { no_such_field: 1 }\n")
+    with pytest.raises(ValueError, match=f"Invalid protobuf file: '{bad}'"):
+        configure_tensorflow(0, 0, str(bad))
+    with pytest.raises(ValueError, match="cannot read"):
+        configure_tensorflow(0, 0, str(tmp_path / "missing.config"))
 
 
 def test_labels_need_an_available_version_unless_allowed(tmp_path, fixture_model):
