@@ -253,7 +253,7 @@ def run_concurrent(fn, reqs, concurrency: int, total: int) -> tuple[list[float],
     return [x for l in lat for x in l], wall, errors[0]
 
 
-def server_threads(server_args) -> tuple[int, int, str]:
+def server_tensorflow_settings(server_args) -> tuple[int, int, str]:
     """(intra, inter, session config file): the TensorFlow runtime settings the server gets
     from `server_args` (the server's own parser)."""
     from serving.flags import build_parser
@@ -301,10 +301,10 @@ def main(argv=None) -> int:
     # The floor runs the model under the server's TensorFlow thread pools, so the ratio
     # measures what the server adds, not a thread setting (at batch 1 one intra-op thread
     # is faster than two on this model: docs/serving.md).
-    threads = server_threads(args.server_arg)
+    tf_settings = server_tensorflow_settings(args.server_arg)
     from serving.server import configure_tensorflow
 
-    configure_tensorflow(*threads)
+    configure_tensorflow(*tf_settings)
     workdir = tempfile.mkdtemp(prefix="serving_bench_")
     server = batch_server = None
     try:
@@ -351,8 +351,8 @@ def main(argv=None) -> int:
             "model_dir": args.model_dir or "fixture", "num_items": args.num_items if not args.model_dir else None,
             "history": args.history, "requests_c1": per_round * args.rounds, "rounds": args.rounds,
             "load_requests": args.load_requests, "server_args": args.server_arg,
-            "tensorflow_threads_intra_inter": list(threads[:2]),
-            "tensorflow_session_config": _read_or_none(threads[2]), "quick": args.quick,
+            "tensorflow_threads_intra_inter": list(tf_settings[:2]),
+            "tensorflow_session_config": _read_or_none(tf_settings[2]), "quick": args.quick,
             "cpu_count": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "loadavg_start": os.getloadavg()}, "runs": []}
         for m in modes:

@@ -321,7 +321,7 @@ def configure_tensorflow(intra: int = 0, inter: int = 0, session_config_file: st
             # tf.config settings below (tensorflow/python/eager/context.py, Context.config).
             ctx._config = proto  # noqa: SLF001
             log.info("TensorFlow runtime config from %s: %s", session_config_file,
-                     text_format_one_line(proto))
+                     _one_line(proto))
     try:
         if intra:
             tf.config.threading.set_intra_op_parallelism_threads(intra)
@@ -331,7 +331,7 @@ def configure_tensorflow(intra: int = 0, inter: int = 0, session_config_file: st
         log.warning("could not set TensorFlow thread pools: %s", e)
 
 
-def text_format_one_line(message) -> str:
+def _one_line(message) -> str:
     from google.protobuf import text_format
 
     return text_format.MessageToString(message, as_one_line=True) or "(empty)"
