@@ -306,6 +306,7 @@ def configure_tensorflow(intra: int = 0, inter: int = 0, session_config_file: st
     import tensorflow as tf
 
     if session_config_file:
+        from google.protobuf import text_format
         from tensorflow.core.protobuf import config_pb2
         from tensorflow.python.eager import context
 
@@ -321,7 +322,7 @@ def configure_tensorflow(intra: int = 0, inter: int = 0, session_config_file: st
             # tf.config settings below (tensorflow/python/eager/context.py, Context.config).
             ctx._config = proto  # noqa: SLF001
             log.info("TensorFlow runtime config from %s: %s", session_config_file,
-                     _one_line(proto))
+                     text_format.MessageToString(proto, as_one_line=True) or "(empty)")
     try:
         if intra:
             tf.config.threading.set_intra_op_parallelism_threads(intra)
@@ -329,12 +330,6 @@ def configure_tensorflow(intra: int = 0, inter: int = 0, session_config_file: st
             tf.config.threading.set_inter_op_parallelism_threads(inter)
     except RuntimeError as e:  # already initialised (e.g. in-process tests)
         log.warning("could not set TensorFlow thread pools: %s", e)
-
-
-def _one_line(message) -> str:
-    from google.protobuf import text_format
-
-    return text_format.MessageToString(message, as_one_line=True) or "(empty)"
 
 
 def _print_version() -> None:

@@ -4,9 +4,9 @@ labels and policies, config reloads, and every tensorflow_model_server flag."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import os
 import time
 import urllib.request
 
