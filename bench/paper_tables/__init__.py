@@ -13,10 +13,11 @@ Protocol (docs/experiments.md):
 1. Encode the data once (leave-one-out; `--train-windows sliding` by default, so
    every training target of every user is used).
 2. Tuning: every tuned row gets the same grid (`--grid`: learning rate × dropout),
-   trained with seed 0; the config with the best *validation* NDCG@10 is chosen.
+   trained with seed 0 (`--select-seeds K`: seeds 0..K-1); the config with the best
+   (mean) *validation* NDCG@10 is chosen.
    The single-head V3 rows of Table 3 reuse V3's chosen config.
-3. Every row is trained with seeds 0..S-1 with its chosen config (the seed-0 run
-   is the tuning run itself). Each run: early stopping on validation NDCG@10,
+3. Every row is trained with seeds 0..S-1 with its chosen config (the tuning runs
+   of the chosen config are among them). Each run: early stopping on validation NDCG@10,
    test metrics of the best epoch (full-catalogue ranking; `model.evaluation`).
 4. Tables: mean ± std over seeds, relative % to the reference row (Table 1:
    TransAct, Table 2: V1, Table 3: V0 for items and the single-head variant for
@@ -24,7 +25,7 @@ Protocol (docs/experiments.md):
    `ttest_ind(equal_var=True)`: independent runs, seeds are not paired).
 """
 
-from bench.paper_tables.cli import build_parser, main
+from bench.paper_tables.cli import build_parser, main, tune
 from bench.paper_tables.report import (
                                        assemble_report,
                                        build_tables,
@@ -54,4 +55,5 @@ from bench.paper_tables.runner import (
 
 __all__ = ["GRIDS", "Row", "Runner", "assemble_report", "build_model", "build_parser", "build_rows", "build_tables",
            "compare", "git_state", "grid_configs", "invalid_reason", "load_cache", "main", "markdown",
-           "metric_values", "plot", "run_key", "summarize", "t_test", "train_one", "training_order"]
+           "metric_values", "plot", "run_key", "summarize", "t_test", "train_one", "training_order",
+           "tune"]

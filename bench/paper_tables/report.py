@@ -103,6 +103,12 @@ def _column_title(metric):
     return {"ndcg@10": "NDCG@10", "recall@10": "Recall@10", "mrr": "MRR"}.get(metric, metric)
 
 
+def _selection(report: dict) -> str:
+    seeds = report.get("select_seeds") or report["seeds"][:1]
+    return (f"validation NDCG@10 with seed {seeds[0]}" if len(seeds) == 1 else
+            f"the mean validation NDCG@10 over seeds {', '.join(map(str, seeds))}")
+
+
 def markdown(report: dict) -> str:
     lines = [f"# Paper tables on `{report['dataset']}`", ""]
     lines.append(f"Command: `{report['command']}`  ")
@@ -126,7 +132,7 @@ def markdown(report: dict) -> str:
                  f"Trainer): at most {protocol['epochs']} epochs, early stopping on validation NDCG@10 with patience "
                  f"{protocol['patience']}, batch {protocol['batch_size']}, AdamW (weight decay "
                  f"{protocol['weight_decay']:g}); learning rate, dropout and width from grid `{report['grid_name']}`, "
-                 f"chosen on validation NDCG@10 with seed 0.")
+                 f"chosen on {_selection(report)}.")
     if not report.get("complete", True):
         done = sum(len(r["runs"]) for r in report["rows"].values())
         lines.append("")
@@ -165,7 +171,7 @@ def markdown(report: dict) -> str:
                 co = [f"{ref['cooccurrence'][c]:.4f}" if c in ITEM_METRICS else
                       (f"{ref['markov'][c]:.4f}" if c in ref.get("markov", {}) else "N/A") for c in cols]
                 lines.append("| *Item co-occurrence / Markov intents (non-neural)* | " + " | ".join(co) + " |")
-    lines += ["", "## Chosen hyperparameters (validation NDCG@10, seed 0)", "",
+    lines += ["", f"## Chosen hyperparameters ({_selection(report)})", "",
               "| Row | learning rate | dropout | width | val NDCG@10 of each grid config (lr/dropout/width) "
               "| best epoch / epochs run, per seed | wall time (all runs) |", "|---|---|---|---|---|---|---|"]
     for row_id, info in report["rows"].items():
@@ -233,7 +239,8 @@ def assemble_report(meta, rows, tables, tuning, runner, seeds, heads, final) -> 
         rows_runs[row.id] = runs
         own_tuning = row.tune_as == row.id
         tuning_seconds = sum(c["wall_seconds"] for c in tuning[row.id]["configs"]) if own_tuning else 0.0
-        final_seconds = sum(r["wall_seconds"] for r in runs if not (own_tuning and r["seed"] == seeds[0]))
+        tuned_seeds = tuning[row.id]["configs"][0].get("seeds", seeds[:1]) if own_tuning and tuning[row.id]["configs"] else []
+        final_seconds = sum(r["wall_seconds"] for r in runs if r["seed"] not in tuned_seeds)
         row_info[row.id] = {
             "label": row.label, "kind": row.kind, "params": row.params, "tune_as": row.tune_as, "hp": hp,
             "seeds_done": [r["seed"] for r in runs],
