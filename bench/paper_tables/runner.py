@@ -116,12 +116,14 @@ def invalid_reason(record: dict):
 def git_state() -> dict:
     def git(*args):
         try:
-            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30).stdout.strip()
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=30).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
 
     # The runner's own outputs (results/) are not code: they must not mark a run dirty.
+    # Porcelain lines are "XY path"; X is a space for a change not staged, so the output
+    # must not be stripped before the path is cut out.
     changed = [line for line in git("status", "--porcelain").splitlines() if line[3:] and not line[3:].startswith("results/")]
-    return {"commit": git("rev-parse", "HEAD") or "unknown", "dirty": bool(changed)}
+    return {"commit": git("rev-parse", "HEAD").strip() or "unknown", "dirty": bool(changed)}
 
 

@@ -261,5 +261,12 @@ def test_results_directory_does_not_make_a_run_dirty(tmp_path, monkeypatch):
     (tmp_path / "results" / "ml-100k").mkdir(parents=True)
     (tmp_path / "results" / "ml-100k" / "runs.jsonl").write_text("{}\n")
     assert runner.git_state()["dirty"] is False
+    # A committed results file changed by a later run (" M results/...", the first line of
+    # the status output) is not code either.
+    subprocess.run(["git", "-C", str(tmp_path), "add", "results"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "r"],
+                   check=True)
+    (tmp_path / "results" / "ml-100k" / "runs.jsonl").write_text("{}\n{}\n")
+    assert runner.git_state()["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert runner.git_state()["dirty"] is True
