@@ -223,6 +223,29 @@ def test_selection_over_several_seeds_passes_over_a_setting_that_one_seed_favour
         paper_tables.main(["--dataset", "synthetic-tiny", "--seeds", "2", "--select-seeds", "3", "--report-only"])
 
 
+def test_a_cached_run_stopped_before_the_minimum_steps_is_trained_again(tmp_path, monkeypatch):
+    """Early stopping may not end a run before `min_steps` optimiser steps (model.training):
+    a cached run that stopped earlier (as GRU at epoch 11 on synthetic-small) is stale."""
+    from bench.paper_tables import runner as runner_module
+
+    rows, _ = paper_tables.build_rows(FeatureSpec())
+    hp = {"learning_rate": 1e-3, "dropout": 0.2, "d_model": 64}
+    context = {"dataset": "x"}
+    record = {"row": "gru", "seed": 0, "val": {"ndcg@10": 0.08}, "test": {"ndcg@10": 0.08}, "val_curve": [0.08],
+              "best_epoch": 1, "epochs_run": 11, "wall_seconds": 1.0}
+    for epochs_run in (11, 25):
+        cache = tmp_path / f"runs{epochs_run}.jsonl"
+        cache.write_text(json.dumps({**record, "epochs_run": epochs_run,
+                                     "key": paper_tables.run_key(context, rows["gru"], hp, 0)}) + "\n")
+        trained = []
+        monkeypatch.setattr(runner_module, "train_one",
+                            lambda *a, **k: trained.append(1) or {**record, "epochs_run": 40, "best_epoch": 30})
+        run = paper_tables.Runner(None, {"train": {}}, context, cache, False, lambda m: None)
+        run._first_stop_epoch = 25  # what 300 steps at 12 steps per epoch give
+        assert run(rows["gru"], hp, 0)["epochs_run"] == (40 if epochs_run == 11 else 25)
+        assert trained == ([1] if epochs_run == 11 else [])
+
+
 def test_relative_tables_need_their_reference_row():
     """`--rows` without TransAct: Table 1 has no relative form (it would compare to nothing),
     and the reference row itself reads "ref", never "+0.00%"."""

@@ -22,9 +22,9 @@ class _Weights:
 
 
 class ValidationCallbackTest(TestCase):
-    def run_epochs(self, scores, **cfg):
+    def run_epochs(self, scores, min_epochs=1, **cfg):
         cfg = training.TrainConfig(verbose=0, **cfg)
-        callback = training.ValidationCallback(None, None, cfg, exclude_seen=False)
+        callback = training.ValidationCallback(None, None, cfg, exclude_seen=False, min_epochs=min_epochs)
         model = _Weights()
         callback.set_model(model)
         with mock.patch.object(training.evaluation, "evaluate",
@@ -49,6 +49,25 @@ class ValidationCallbackTest(TestCase):
         callback, model = self.run_epochs([0.40, 0.50, 0.496, 0.51, 0.45, 0.44, 0.43], patience=3,
                                           selection_tolerance=0.01)
         self.assertEqual((callback.best_epoch, callback.selected_epoch, model.restored), (4, 4, 4))
+
+    def test_no_stop_before_the_minimum_steps(self):
+        """A lucky first epoch, then a plateau below it while the model has not started to
+        learn (GRU on synthetic-small): patience alone stops at epoch 4; with the floor the
+        run goes on and finds the later, better epochs."""
+        scores = [0.08, 0.05, 0.06, 0.07, 0.075, 0.09, 0.20, 0.30, 0.29, 0.28, 0.27]
+        callback, model = self.run_epochs(scores, patience=3)
+        self.assertEqual((callback.best_epoch, model.epoch, model.restored), (1, 4, 1))
+        callback, model = self.run_epochs(scores, patience=3, min_epochs=6)
+        self.assertEqual((callback.best_epoch, model.epoch, model.restored), (8, 11, 8))
+
+    def test_min_epochs_from_min_steps(self):
+        cfg = training.TrainConfig(min_steps=300, epochs=200)
+        self.assertEqual(training.min_epochs(cfg, 12), 25)  # synthetic-small: 12 steps per epoch
+        self.assertEqual(training.min_epochs(cfg, 1000), 1)  # large logs: no floor
+        self.assertEqual(training.min_epochs(training.TrainConfig(min_steps=300, epochs=10), 12), 10)
+        self.assertEqual(training.min_epochs(training.TrainConfig(min_steps=0), 12), 1)
+        self.assertTrue(training.stopped_before_min_steps({"epochs_run": 11}, 25))
+        self.assertFalse(training.stopped_before_min_steps({"epochs_run": 25}, 25))
 
     def test_tolerance_is_validated(self):
         with self.assertRaisesRegex(ValueError, "selection_tolerance"):
