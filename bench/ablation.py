@@ -345,12 +345,12 @@ def main(argv=None):
     backend = keras.config.backend()
     results = {}
     train_seeds = [int(v) for v in args.train_seeds.split(",")] if args.train_seeds else range(args.seeds)
-    # A cached run that early stopping ended before today's first allowed epoch is stale.
+    # A cached run that today's stopping rules would not have ended where it ended is stale.
     first_stop = training.min_epochs(train_cfg, training.steps_per_epoch(encoded.train, train_cfg))
     for seed in train_seeds:
         for row in rows:
             key = run_key(args.dataset + json.dumps(data_kwargs, sort_keys=True), row, seed, train_key, backend)
-            if key not in cache or training.stopped_before_min_steps(cache[key], first_stop):
+            if key not in cache or training.stale_stop(cache[key], train_cfg, first_stop):
                 print(f"[ablation] {args.study}/{row.id} seed {seed}", flush=True)
                 record = train_one(row, seed, encoded, train_cfg)
                 record.update(key=key, overrides=dict(row.overrides), model=row.model,
@@ -363,7 +363,7 @@ def main(argv=None):
     for row in STUDIES[args.study]:
         runs = [cache[k] for k in (run_key(args.dataset + json.dumps(data_kwargs, sort_keys=True), row, s,
                                            train_key, backend) for s in range(args.seeds))
-                if k in cache and not training.stopped_before_min_steps(cache[k], first_stop)]
+                if k in cache and not training.stale_stop(cache[k], train_cfg, first_stop)]
         if runs:
             results[row.id] = runs
     text = table(args.study, [r for r in STUDIES[args.study] if r.id in results], results, REFERENCE[args.study])

@@ -36,7 +36,9 @@ class TrainConfig:
     # "sliding": every training target of every user (the last max_len positions and
     # the earlier non-overlapping windows); "last": the last window of each user only.
     train_windows: str = "sliding"
-    epochs: int = 200  # a cap no run should reach: early stopping ends training
+    # A cap no run should reach: early stopping ends training. (200 capped an LSTM on
+    # synthetic-small at its best epoch 198; recurrent models learn slowly at lr 1e-3.)
+    epochs: int = 400
     batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4  # AdamW; embeddings of rare items overfit without it
@@ -272,10 +274,18 @@ def steps_per_epoch(train_split, cfg: TrainConfig) -> int:
     return SequenceBatches(x, y, cfg.batch_size, num_buckets=cfg.length_buckets, shuffle=False).num_batches
 
 
-def stopped_before_min_steps(run: dict, first_epoch: int) -> bool:
-    """Whether a finished run (a cached record with `epochs_run`) ended before `first_epoch`
-    (`min_epochs`), which early stopping no longer allows: it must be run again."""
-    return run["epochs_run"] < first_epoch
+def stale_stop(run: dict, cfg: TrainConfig, first_epoch: int) -> str | None:
+    """Why a finished run (a cached record with `epochs_run` and `best_epoch`) would not
+    have ended where it did under `cfg` (None if it would): early stopping ended it before
+    `first_epoch` (`min_epochs`), or a lower epoch cap ended it while it still improved.
+    Such a run must be trained again."""
+    if run["epochs_run"] < first_epoch:
+        return (f"stopped at epoch {run['epochs_run']}, before epoch {first_epoch} where early stopping "
+                f"may end a run now")
+    if run["epochs_run"] < cfg.epochs and run["epochs_run"] - run["best_epoch"] < cfg.patience * cfg.eval_every:
+        return (f"ended by an epoch cap of {run['epochs_run']} while still improving (best epoch "
+                f"{run['best_epoch']}); the cap is {cfg.epochs} now")
+    return None
 
 
 class ValidationCallback(keras.callbacks.Callback):

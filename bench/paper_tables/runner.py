@@ -72,28 +72,25 @@ class Runner:
     def lookup(self, row: Row, hp: dict, seed: int):
         return self.cache.get(run_key(self.context, row, hp, seed))
 
-    def first_stop_epoch(self) -> int:
-        """The first epoch at which today's early stopping may end a run on this data."""
-        if self._first_stop_epoch is None:
-            from model import training
-
-            cfg = training.TrainConfig(**self.settings["train"])
-            self._first_stop_epoch = training.min_epochs(cfg, training.steps_per_epoch(self.encoded.train, cfg))
-        return self._first_stop_epoch
-
-    def __call__(self, row: Row, hp: dict, seed: int):
+    def stale(self, record: dict):
+        """Why today's stopping rules would not have ended `record` where it ended (None if
+        they would): such a cached run is trained again."""
         from model import training
 
+        if self._first_stop_epoch is None:
+            cfg = training.TrainConfig(**self.settings["train"])
+            self._first_stop_epoch = training.min_epochs(cfg, training.steps_per_epoch(self.encoded.train, cfg))
+        return training.stale_stop(record, training.TrainConfig(**self.settings["train"]), self._first_stop_epoch)
+
+    def __call__(self, row: Row, hp: dict, seed: int):
         key = run_key(self.context, row, hp, seed)
         cached = self.cache.get(key)
-        if cached is not None and (self.report_only or not (
-                invalid_reason(cached) or training.stopped_before_min_steps(cached, self.first_stop_epoch()))):
-            return cached  # an invalid run, or one stopped earlier than allowed now, is reported or trained again
+        if cached is not None and (self.report_only or not (invalid_reason(cached) or self.stale(cached))):
+            return cached  # an invalid or stale run is reported as such, or trained again
         if self.report_only:
             return None
         if cached is not None and not invalid_reason(cached):
-            self.log(f"  [{row.id}] seed={seed}: the cached run stopped at epoch {cached['epochs_run']}, before "
-                     f"epoch {self.first_stop_epoch()} where early stopping may stop a run now: trained again")
+            self.log(f"  [{row.id}] seed={seed}: the cached run {self.stale(cached)}: trained again")
         self.log(f"  [{row.id}] lr={hp['learning_rate']:g} dropout={hp['dropout']:g} width={hp.get('d_model', 64)} "
                  f"seed={seed} ...")
         record = train_one(row, hp, seed, self.encoded, self.settings, self.verbose)

@@ -242,6 +242,7 @@ def test_a_cached_run_stopped_before_the_minimum_steps_is_trained_again(tmp_path
                             lambda *a, **k: trained.append(1) or {**record, "epochs_run": 40, "best_epoch": 30})
         run = paper_tables.Runner(None, {"train": {}}, context, cache, False, lambda m: None)
         run._first_stop_epoch = 25  # what 300 steps at 12 steps per epoch give
+        record["best_epoch"] = epochs_run - 10  # stopped by patience
         assert run(rows["gru"], hp, 0)["epochs_run"] == (40 if epochs_run == 11 else 25)
         assert trained == ([1] if epochs_run == 11 else [])
 

@@ -66,8 +66,16 @@ class ValidationCallbackTest(TestCase):
         self.assertEqual(training.min_epochs(cfg, 1000), 1)  # large logs: no floor
         self.assertEqual(training.min_epochs(training.TrainConfig(min_steps=300, epochs=10), 12), 10)
         self.assertEqual(training.min_epochs(training.TrainConfig(min_steps=0), 12), 1)
-        self.assertTrue(training.stopped_before_min_steps({"epochs_run": 11}, 25))
-        self.assertFalse(training.stopped_before_min_steps({"epochs_run": 25}, 25))
+
+    def test_stale_stops_of_cached_runs(self):
+        cfg = training.TrainConfig(epochs=400, patience=10)
+        self.assertIn("before epoch 25", training.stale_stop({"epochs_run": 11, "best_epoch": 1}, cfg, 25))
+        self.assertIsNone(training.stale_stop({"epochs_run": 25, "best_epoch": 15}, cfg, 25))
+        # Capped at 200 while improving (best 198): stale under a cap of 400; stopped by
+        # patience at 200 (best 190) or at today's cap: not.
+        self.assertIn("epoch cap of 200", training.stale_stop({"epochs_run": 200, "best_epoch": 198}, cfg, 25))
+        self.assertIsNone(training.stale_stop({"epochs_run": 200, "best_epoch": 190}, cfg, 25))
+        self.assertIsNone(training.stale_stop({"epochs_run": 400, "best_epoch": 399}, cfg, 25))
 
     def test_tolerance_is_validated(self):
         with self.assertRaisesRegex(ValueError, "selection_tolerance"):
