@@ -128,9 +128,10 @@ def markdown(report: dict) -> str:
     lines.append(f"Wall time of this invocation {report['wall_seconds_total'] / 60:.1f} min; "
                  f"training runs in the tables: {len(runs)}, their summed wall time "
                  f"{sum(r['wall_seconds'] for r in runs) / 60:.1f} min.")
+    floor = f" once {protocol['min_steps']:,} optimiser steps are done" if protocol.get("min_steps") else ""
     lines.append(f"Protocol, the same for every row (`model.training.TrainConfig`, as `model.train` and the TFX "
                  f"Trainer): at most {protocol['epochs']} epochs, early stopping on validation NDCG@10 with patience "
-                 f"{protocol['patience']}, batch {protocol['batch_size']}, AdamW (weight decay "
+                 f"{protocol['patience']}{floor}, batch {protocol['batch_size']}, AdamW (weight decay "
                  f"{protocol['weight_decay']:g}); learning rate, dropout and width from grid `{report['grid_name']}`, "
                  f"chosen on {_selection(report)}.")
     if not report.get("complete", True):
