@@ -239,8 +239,9 @@ def assemble_report(meta, rows, tables, tuning, runner, seeds, heads, final) -> 
             continue
         rows_runs[row.id] = runs
         own_tuning = row.tune_as == row.id
-        tuning_seconds = sum(c["wall_seconds"] for c in tuning[row.id]["configs"]) if own_tuning else 0.0
-        tuned_seeds = tuning[row.id]["configs"][0].get("seeds", seeds[:1]) if own_tuning and tuning[row.id]["configs"] else []
+        configs = tuning[row.id]["configs"] if own_tuning else []
+        tuning_seconds = float(sum(c["wall_seconds"] for c in configs))
+        tuned_seeds = configs[0].get("seeds", seeds[:1]) if configs else []  # their runs count as tuning
         final_seconds = sum(r["wall_seconds"] for r in runs if r["seed"] not in tuned_seeds)
         row_info[row.id] = {
             "label": row.label, "kind": row.kind, "params": row.params, "tune_as": row.tune_as, "hp": hp,

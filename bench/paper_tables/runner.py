@@ -77,10 +77,10 @@ class Runner:
         they would): such a cached run is trained again."""
         from model import training
 
+        cfg = training.TrainConfig(**self.settings["train"])
         if self._first_stop_epoch is None:
-            cfg = training.TrainConfig(**self.settings["train"])
             self._first_stop_epoch = training.min_epochs(cfg, training.steps_per_epoch(self.encoded.train, cfg))
-        return training.stale_stop(record, training.TrainConfig(**self.settings["train"]), self._first_stop_epoch)
+        return training.stale_stop(record, cfg, self._first_stop_epoch)
 
     def __call__(self, row: Row, hp: dict, seed: int):
         key = run_key(self.context, row, hp, seed)
