@@ -346,7 +346,7 @@ def main(argv=None):
     results = {}
     train_seeds = [int(v) for v in args.train_seeds.split(",")] if args.train_seeds else range(args.seeds)
     # A cached run that today's stopping rules would not have ended where it ended is stale.
-    first_stop = training.min_epochs(train_cfg, training.steps_per_epoch(encoded.train, train_cfg))
+    first_stop = training.first_stop_epoch(encoded.train, train_cfg)
     for seed in train_seeds:
         for row in rows:
             key = run_key(args.dataset + json.dumps(data_kwargs, sort_keys=True), row, seed, train_key, backend)

@@ -268,10 +268,11 @@ def min_epochs(cfg: TrainConfig, steps_per_epoch: int) -> int:
     return max(1, min(cfg.epochs, math.ceil(cfg.min_steps / max(1, steps_per_epoch))))
 
 
-def steps_per_epoch(train_split, cfg: TrainConfig) -> int:
-    """Optimiser steps per epoch of `SequenceBatches` over `train_split` (the default batches)."""
+def first_stop_epoch(train_split, cfg: TrainConfig) -> int:
+    """`min_epochs` of a run on `train_split` with the default batches (`SequenceBatches`)."""
     x, y = with_weights(train_split)
-    return SequenceBatches(x, y, cfg.batch_size, num_buckets=cfg.length_buckets, shuffle=False).num_batches
+    steps = SequenceBatches(x, y, cfg.batch_size, num_buckets=cfg.length_buckets, shuffle=False).num_batches
+    return min_epochs(cfg, steps)
 
 
 def stale_stop(run: dict, cfg: TrainConfig, first_epoch: int) -> str | None:

@@ -79,7 +79,7 @@ class Runner:
 
         cfg = training.TrainConfig(**self.settings["train"])
         if self._first_stop_epoch is None:
-            self._first_stop_epoch = training.min_epochs(cfg, training.steps_per_epoch(self.encoded.train, cfg))
+            self._first_stop_epoch = training.first_stop_epoch(self.encoded.train, cfg)
         return training.stale_stop(record, cfg, self._first_stop_epoch)
 
     def __call__(self, row: Row, hp: dict, seed: int):
