@@ -42,6 +42,7 @@ from bench.paper_tables.rows import (
                                        build_model,
                                        build_rows,
                                        grid_configs,
+                                       parse_grid,
                                        training_order,
 )
 from bench.paper_tables.runner import (
@@ -55,5 +56,5 @@ from bench.paper_tables.runner import (
 
 __all__ = ["GRIDS", "Row", "Runner", "assemble_report", "build_model", "build_parser", "build_rows", "build_tables",
            "compare", "git_state", "grid_configs", "invalid_reason", "load_cache", "main", "markdown",
-           "metric_values", "plot", "run_key", "summarize", "t_test", "train_one", "training_order",
+           "metric_values", "parse_grid", "plot", "run_key", "summarize", "t_test", "train_one", "training_order",
            "tune"]

@@ -21,6 +21,7 @@ from bench.paper_tables.rows import (
     SELECTION_METRIC,
     build_rows,
     grid_configs,
+    parse_grid,
     training_order,
 )
 from bench.paper_tables.runner import REPO, Runner
@@ -32,9 +33,10 @@ def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataset_arguments(p)
     p.add_argument("--seeds", type=int, default=None, help="seeds per row (default 5; 1 with --quick)")
-    p.add_argument("--grid", choices=sorted(GRIDS), default=None,
-                   help="tuning grid, learning rate x dropout x width, the same for every row (default small; "
-                        "none with --quick)")
+    p.add_argument("--grid", default=None,
+                   help=f"tuning grid, learning rate x dropout x width, the same for every row: one of {sorted(GRIDS)} "
+                        "(default small; none with --quick) or written out, e.g. learning_rate=3e-3,dropout=0.2/0.5 "
+                        "(an axis left out takes the none grid's value)")
     p.add_argument("--select-seeds", type=int, default=1, metavar="K",
                    help="choose each row's grid config on the mean validation NDCG@10 over the first K seeds "
                         "(default 1: seed 0 alone; one seed can pick a setting that is unstable across seeds)")
@@ -116,7 +118,10 @@ def main(argv=None) -> dict:
     if not 1 <= args.select_seeds <= len(seeds):
         raise SystemExit(f"--select-seeds {args.select_seeds}: must be between 1 and --seeds ({len(seeds)})")
     select_seeds = seeds[:args.select_seeds]
-    grid = grid_configs(GRIDS[grid_name])
+    try:
+        grid = grid_configs(parse_grid(grid_name))
+    except ValueError as e:
+        raise SystemExit(f"--grid: {e}") from None
     max_len = args.max_len or (20 if quick else DEFAULT_MAX_LEN)
 
     data_kwargs = parse_key_values(args.data_arg)

@@ -106,6 +106,26 @@ def build_model(row: Row, spec, hp: dict, quick: bool = False):
     return IntentRec(IntentRecConfig.from_feature_spec(spec, intents=intents, **{**extra, **arch, **params}))
 
 
+def parse_grid(spec: str) -> dict:
+    """A grid by name (`GRIDS`), or written out: "learning_rate=3e-3,dropout=0.2/0.5" (values
+    split by "/"; an axis left out takes the `none` grid's value), e.g. to re-run one config
+    of a grid under another protocol."""
+    if spec in GRIDS:
+        return GRIDS[spec]
+    grid = dict(GRIDS["none"])
+    for part in spec.split(","):
+        key, sep, values = part.partition("=")
+        key = key.strip()
+        if not sep or key not in grid:
+            raise ValueError(f"grid {spec!r}: {part!r} is not one of {sorted(GRIDS)} or KEY=V1/V2 with KEY in "
+                             f"{sorted(grid)}")
+        try:
+            grid[key] = [int(v) if key == "d_model" else float(v) for v in values.split("/")]
+        except ValueError:
+            raise ValueError(f"grid {spec!r}: {key} values {values!r} are not numbers") from None
+    return grid
+
+
 def grid_configs(grid: dict) -> list[dict]:
     return [{"learning_rate": lr, "dropout": dr, "d_model": d}
             for d in grid["d_model"] for lr in grid["learning_rate"] for dr in grid["dropout"]]
