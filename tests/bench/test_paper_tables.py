@@ -17,6 +17,7 @@ from scipy import stats
 
 from bench import paper_tables
 from datasets.feature_spec import FeatureSpec, IntentHead
+from model import training
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -151,6 +152,19 @@ def test_rows_without_timestamps_use_count_windows():
     assert tables["table3"] == ["v0", "v3"]
 
 
+def test_a_grid_is_named_or_written_out():
+    assert paper_tables.parse_grid("small") is paper_tables.GRIDS["small"]
+    one = paper_tables.grid_configs(paper_tables.parse_grid("learning_rate=3e-3"))
+    assert one == [{"learning_rate": 3e-3, "dropout": 0.2, "d_model": 64}]  # the other axes: grid none's
+    two = paper_tables.grid_configs(paper_tables.parse_grid("dropout=0.2/0.5,d_model=128"))
+    assert [(c["dropout"], c["d_model"]) for c in two] == [(0.2, 128), (0.5, 128)]
+    for bad, names in (("tiny", "'tiny'"), ("width=64", "'width=64'"), ("learning_rate=fast", "learning_rate")):
+        with pytest.raises(ValueError, match=names):
+            paper_tables.parse_grid(bad)
+    with pytest.raises(SystemExit, match="--grid"):
+        paper_tables.main(["--dataset", "synthetic", "--quick", "--grid", "dropout=high"])
+
+
 def test_rows_that_inherit_a_tuned_config_train_after_it():
     """A single-head V3 row asked for first must still follow V3: its seed-0 run needs the
     config V3's tuning chooses (an earlier runner skipped that run)."""
@@ -242,7 +256,7 @@ def test_a_cached_run_stopped_before_the_minimum_steps_is_trained_again(tmp_path
                             lambda *a, **k: trained.append(1) or {**record, "epochs_run": 40, "best_epoch": 30})
         run = paper_tables.Runner(None, {"train": {}}, context, cache, False, lambda m: None)
         run._first_stop_epoch = 25  # what 300 steps at 12 steps per epoch give
-        record["best_epoch"] = epochs_run - 10  # stopped by patience
+        record["best_epoch"] = max(1, epochs_run - training.TrainConfig().patience)  # stopped by patience
         assert run(rows["gru"], hp, 0)["epochs_run"] == (40 if epochs_run == 11 else 25)
         assert trained == ([1] if epochs_run == 11 else [])
 

@@ -73,9 +73,13 @@ class ValidationCallbackTest(TestCase):
         self.assertIsNone(training.stale_stop({"epochs_run": 25, "best_epoch": 15}, cfg, 25))
         # Capped at 200 while improving (best 198): stale under a cap of 400; stopped by
         # patience at 200 (best 190) or at today's cap: not.
-        self.assertIn("epoch cap of 200", training.stale_stop({"epochs_run": 200, "best_epoch": 198}, cfg, 25))
+        self.assertIn("2 epochs after its best", training.stale_stop({"epochs_run": 200, "best_epoch": 198}, cfg, 25))
         self.assertIsNone(training.stale_stop({"epochs_run": 200, "best_epoch": 190}, cfg, 25))
         self.assertIsNone(training.stale_stop({"epochs_run": 400, "best_epoch": 399}, cfg, 25))
+        # Stopped by a patience of 10: stale once the patience is 20 (it would have waited).
+        longer = training.TrainConfig(epochs=400, patience=20)
+        self.assertIn("wait 20 epochs", training.stale_stop({"epochs_run": 200, "best_epoch": 190}, longer, 25))
+        self.assertIsNone(training.stale_stop({"epochs_run": 210, "best_epoch": 190}, longer, 25))
 
     def test_tolerance_is_validated(self):
         with self.assertRaisesRegex(ValueError, "selection_tolerance"):
