@@ -85,12 +85,13 @@ class Runner:
     def __call__(self, row: Row, hp: dict, seed: int):
         key = run_key(self.context, row, hp, seed)
         cached = self.cache.get(key)
-        if cached is not None and (self.report_only or not (invalid_reason(cached) or self.stale(cached))):
-            return cached  # an invalid or stale run is reported as such, or trained again
         if self.report_only:
-            return None
-        if cached is not None and not invalid_reason(cached):
-            self.log(f"  [{row.id}] seed={seed}: the cached run {self.stale(cached)}: trained again")
+            return cached  # an invalid or stale run is reported as such
+        if cached is not None and not invalid_reason(cached):  # an invalid run is trained again
+            stale = self.stale(cached)
+            if not stale:
+                return cached
+            self.log(f"  [{row.id}] seed={seed}: the cached run {stale}: trained again")
         self.log(f"  [{row.id}] lr={hp['learning_rate']:g} dropout={hp['dropout']:g} width={hp.get('d_model', 64)} "
                  f"seed={seed} ...")
         record = train_one(row, hp, seed, self.encoded, self.settings, self.verbose)
