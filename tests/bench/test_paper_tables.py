@@ -249,6 +249,7 @@ def test_a_cached_run_stopped_before_the_minimum_steps_is_trained_again(tmp_path
               "best_epoch": 1, "epochs_run": 11, "wall_seconds": 1.0}
     for epochs_run in (11, 25):
         cache = tmp_path / f"runs{epochs_run}.jsonl"
+        record["best_epoch"] = max(1, epochs_run - training.TrainConfig().patience)  # stopped by patience
         cache.write_text(json.dumps({**record, "epochs_run": epochs_run,
                                      "key": paper_tables.run_key(context, rows["gru"], hp, 0)}) + "\n")
         trained = []
@@ -256,7 +257,6 @@ def test_a_cached_run_stopped_before_the_minimum_steps_is_trained_again(tmp_path
                             lambda *a, **k: trained.append(1) or {**record, "epochs_run": 40, "best_epoch": 30})
         run = paper_tables.Runner(None, {"train": {}}, context, cache, False, lambda m: None)
         run._first_stop_epoch = 25  # what 300 steps at 12 steps per epoch give
-        record["best_epoch"] = max(1, epochs_run - training.TrainConfig().patience)  # stopped by patience
         assert run(rows["gru"], hp, 0)["epochs_run"] == (40 if epochs_run == 11 else 25)
         assert trained == ([1] if epochs_run == 11 else [])
 
