@@ -159,10 +159,20 @@ STUDIES = {
         _row("default_intent_prior_score_without", "default + prior, intent item score without it", variant="v3",
              intent_loss_weight=0.5, intent_history_prior=True, intent_score_reads_prior=False, **DEFAULT_INTENTREC),
     ],
+    # Issue 12, item 2: attention that sees how far apart two interactions are (TiSASRec,
+    # HSTU), on today's default (the row above, so its cached runs are the reference).
+    "time_bias": [
+        _row("sasrec", "SASRec", "sasrec"),
+        _row("default_intent_prior_score_without", "default IntentRec (reference)", variant="v3",
+             intent_loss_weight=0.5, intent_history_prior=True, intent_score_reads_prior=False, **DEFAULT_INTENTREC),
+        _row("default_relative_time_bias", "default + relative time-gap attention bias", variant="v3",
+             intent_loss_weight=0.5, intent_history_prior=True, intent_score_reads_prior=False,
+             relative_time_bias=True, **DEFAULT_INTENTREC),
+    ],
 }
 REFERENCE = {"backbone": "v0_old", "intents": "v3", "repeat": "v3", "intent_accuracy": "v3_old",
              "intent_weight": "default_lambda_0.5",
-             "intent_prior": "default_lambda_0.5"}
+             "intent_prior": "default_lambda_0.5", "time_bias": "default_intent_prior_score_without"}
 METRICS = ("ndcg@10", "recall@10", "mrr")
 KEYED_IF_SET = ("selection_tolerance",)
 

@@ -135,6 +135,10 @@ class IntentRecConfig(ModelConfig):
     # The paper's timestamp encoding (log time since the window start and since the
     # previous interaction) added to every encoder input.
     time_encoding: bool = True
+    # A learned per-head attention bias from the log-bucketed time gap between every two
+    # interactions (TiSASRec, HSTU; `RelativeTimeBias`), in both encoders: how far apart two
+    # events are, which the per-position timestamp encoding leaves attention to infer.
+    relative_time_bias: bool = False
     # How F_k ⊕ S_k (⊕ Z_k) becomes the encoder input: "dense_norm" is the paper's FC +
     # LayerNorm on the concatenation; "item_plus_dense" keeps the item embedding as is
     # (× √d, as SASRec) and adds an FC projection of the other features, so the item's

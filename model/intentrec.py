@@ -15,6 +15,7 @@ from model.item_head import ItemHead
 from model.item_scores import IntentItemScore, RepeatScore, mix_with_history
 from model.keras_compat import track_layer
 from model.position_embedding import PositionEmbedding
+from model.relative_time_bias import RelativeTimeBias
 from model.short_term_encoder import ShortTermEncoder
 from model.tied_item_head import TiedItemHead
 from model.time_encoding import TimeEncoding
@@ -31,7 +32,7 @@ class IntentRec(keras.Model):
     2. S_k: a short-term encoder over each position's time window (v3);
     3. E^intent: F ⊕ S projected (`intent_input_projection`; the paper's FC +
        LayerNorm, or the item embedding kept plus FC of the rest), position and
-       timestamp encodings, causal Transformer;
+       timestamp encodings (optionally a time-gap attention bias), causal Transformer;
     4. intent heads: softmax (single-label) or sigmoid (multi-label) per intent, their
        logits plus a gated prior for the intent values in the history
        (`intent_history_prior`);
@@ -117,6 +118,9 @@ class IntentRec(keras.Model):
             if cfg.time_encoding:
                 stack["time"] = TimeEncoding(cfg.d_model, time_unit_hours=time_unit_hours,
                                              name=f"{prefix}_time_encoding")
+            if cfg.relative_time_bias:
+                stack["time_bias"] = RelativeTimeBias(cfg.num_heads, time_unit_hours=time_unit_hours,
+                                                      name=f"{prefix}_relative_time_bias")
             if cfg.position_embedding:
                 # item_plus_dense: P is added to the √d-scaled item embedding, as SASRec.
                 scale = cfg.d_model ** 0.5 if projection == "item_plus_dense" else 1.0
@@ -154,7 +158,8 @@ class IntentRec(keras.Model):
             if "time" in stack:
                 x = x + stack["time"](time, valid)
             x = input_dropout(x) * ops.cast(valid, x.dtype)[..., None]  # padding stays zero
-            return stack["encoder"](x, causal)
+            bias = stack["time_bias"](time, valid) if "time_bias" in stack else None
+            return stack["encoder"](x, causal, bias=bias)
 
         features = feature_constructor(inputs)  # F: [batch, seq, d_full]
         if short_term_encoder is not None:

@@ -22,12 +22,15 @@ def attention_info() -> dict:
     return {"keras": keras.__version__, "flash_attention_requested": _FLASH_ATTENTION}
 
 
-def dot_product_attention(q, k, v, mask):
+def dot_product_attention(q, k, v, mask, bias=None):
     """`ops.dot_product_attention` with the process-wide flash setting.
 
-    q, k, v `[batch, seq, heads, head_dim]`, mask bool `[batch, 1, seq_q, seq_k]`.
+    q, k, v `[batch, seq, heads, head_dim]`, mask bool `[batch, 1, seq_q, seq_k]`,
+    bias (optional) `[batch, heads, seq_q, seq_k]` added to the attention logits.
     """
-    return ops.dot_product_attention(q, k, v, mask=mask, flash_attention=_FLASH_ATTENTION)
+    if bias is not None:
+        bias = ops.cast(bias, q.dtype)
+    return ops.dot_product_attention(q, k, v, bias=bias, mask=mask, flash_attention=_FLASH_ATTENTION)
 
 
 @keras.saving.register_keras_serializable(package="intentrec")
@@ -68,12 +71,13 @@ class TransformerBlock(layers.Layer):
         self.ffn_out.build(shape[:-1] + (self.ffn_dim,))
         self.built = True
 
-    def call(self, x, mask, training=None):
-        """x `[batch, seq, d_model]`, mask bool `[batch, seq, seq]` → `[batch, seq, d_model]`."""
+    def call(self, x, mask, bias=None, training=None):
+        """x `[batch, seq, d_model]`, mask bool `[batch, seq, seq]`, bias (optional)
+        `[batch, heads, seq, seq]` → `[batch, seq, d_model]`."""
         batch, seq = ops.shape(x)[0], ops.shape(x)[1]
         qkv = ops.reshape(self.qkv(self.attn_norm(x)), (batch, seq, 3, self.num_heads, self.head_dim))
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [batch, seq, heads, head_dim]
-        attended = dot_product_attention(q, k, v, mask[:, None, :, :])
+        attended = dot_product_attention(q, k, v, mask[:, None, :, :], bias)
         attended = self.attn_out(ops.reshape(attended, (batch, seq, self.d_model)))
         x = x + self.drop(attended, training=training)
         return x + self.drop(self.ffn_out(self.ffn_in(self.ffn_norm(x))), training=training)
@@ -135,10 +139,11 @@ class TransformerEncoder(layers.Layer):
         self.final_norm.build(input_shape)
         self.built = True
 
-    def call(self, x, mask, training=None):
-        """x: `[batch, seq, d_model]`; mask: bool `[batch, seq, seq]` → `[batch, seq, d_model]`."""
+    def call(self, x, mask, bias=None, training=None):
+        """x: `[batch, seq, d_model]`; mask: bool `[batch, seq, seq]`; bias (optional): attention
+        logit bias `[batch, heads, seq, seq]`, shared by every block → `[batch, seq, d_model]`."""
         for block in self.blocks:
-            x = block(x, mask, training=training)
+            x = block(x, mask, bias=bias, training=training)
         return self.final_norm(x)
 
     def compute_output_shape(self, input_shape):
