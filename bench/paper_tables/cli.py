@@ -59,14 +59,25 @@ def build_parser():
     return p
 
 
+# Model options added after runs were cached, with the value that builds the model those
+# runs trained: left out of the run key while they have it, so adding an option does not
+# orphan every cached run (as bench.ablation's KEYED_IF_SET does for TrainConfig fields).
+KEYED_IF_CHANGED = {"IntentRecConfig": {"relative_time_bias": False}}
+
+
 def model_defaults() -> dict:
     """The model configs' defaults (not the data-derived fields) that a row inherits."""
     from model import IntentRecConfig
     from model.baselines import BaselineConfig
 
-    return {cls.__name__: {f.name: f.default for f in dataclasses.fields(cls)
-                           if f.default is not dataclasses.MISSING and f.name != "feature_spec"}
-            for cls in (IntentRecConfig, BaselineConfig)}
+    defaults = {}
+    for cls in (IntentRecConfig, BaselineConfig):
+        unkeyed = KEYED_IF_CHANGED.get(cls.__name__, {})
+        defaults[cls.__name__] = {
+            f.name: f.default for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING and f.name != "feature_spec"
+            and not (f.name in unkeyed and f.default == unkeyed[f.name])}
+    return defaults
 
 
 def tune(runner, row, grid, select_seeds) -> list | None:

@@ -308,3 +308,18 @@ def test_results_directory_does_not_make_a_run_dirty(tmp_path, monkeypatch):
     assert runner.git_state()["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert runner.git_state()["dirty"] is True
+
+
+def test_a_new_model_option_at_its_old_behaviour_keeps_the_cached_runs():
+    """The run key holds the model defaults; an option added later with the default that
+    builds the old model must not change it (it orphaned every cached run once). If this
+    fails on purpose (a default now builds a different model), update the pin."""
+    import hashlib
+
+    from bench.paper_tables.cli import KEYED_IF_CHANGED, model_defaults
+
+    defaults = model_defaults()
+    assert "relative_time_bias" not in defaults["IntentRecConfig"]
+    assert KEYED_IF_CHANGED["IntentRecConfig"]["relative_time_bias"] is False
+    blob = json.dumps(defaults, sort_keys=True, default=str).encode()
+    assert hashlib.sha1(blob).hexdigest()[:16] == "0068c36a9f3ab029"
