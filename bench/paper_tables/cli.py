@@ -65,6 +65,16 @@ def build_parser():
 KEYED_IF_CHANGED = {"IntentRecConfig": {"relative_time_bias": False}}
 
 
+def keyed_overrides(train: dict) -> dict:
+    """The `--train` overrides as runs are keyed by: without those that repeat today's
+    `TrainConfig` default, so `--train patience=20` finds the runs trained without the flag
+    when 20 is the default (it retrained them once)."""
+    from model import training
+
+    defaults = training.TrainConfig()
+    return {k: v for k, v in train.items() if v != getattr(defaults, k)}
+
+
 def model_defaults() -> dict:
     """The model configs' defaults (not the data-derived fields) that a row inherits."""
     from model import IntentRecConfig
@@ -173,11 +183,13 @@ def main(argv=None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     # The model defaults are part of a run's identity: a row is "IntentRecConfig defaults +
     # its overrides", so runs cached under other defaults must not be reused.
-    context = {"dataset": args.dataset, "data_args": data_kwargs, "max_len": max_len, "settings": settings,
+    context = {"dataset": args.dataset, "data_args": data_kwargs, "max_len": max_len,
+               "settings": {**settings, "train": keyed_overrides(train)},
                "backend": keras.config.backend(), "model_defaults": model_defaults()}
     runner = Runner(encoded, settings, context, out_dir / "runs.jsonl", args.fresh, log,
                     verbose=0 if quick else 1,  # 1: the protocol line and one line per epoch in the log
-                    report_only=args.report_only)
+                    report_only=args.report_only,
+                    aliases=[{**context, "settings": settings}])  # runs cached under the flags as typed
 
     reference = training.reference_baselines(encoded, protocol, exclude_seen)
     meta = {

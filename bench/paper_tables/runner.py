@@ -59,8 +59,12 @@ def train_one(row, hp, seed, encoded, settings, verbose=0) -> dict:
 class Runner:
     """Runs (or takes from the cache) one training run per (row, hp, seed)."""
 
-    def __init__(self, encoded, settings, context, cache_path, fresh, log, verbose=0, report_only=False):
+    def __init__(self, encoded, settings, context, cache_path, fresh, log, verbose=0, report_only=False,
+                 aliases=()):
+        """``aliases``: older spellings of ``context`` whose cached runs are the same runs
+        (looked up after ``context``; new runs are stored under ``context``)."""
         self.encoded, self.settings, self.context = encoded, settings, context
+        self.aliases = [a for a in aliases if a != context]
         self.cache_path = cache_path
         self.cache = {} if fresh else load_cache(cache_path)
         self.log = log
@@ -70,7 +74,11 @@ class Runner:
         self._first_stop_epoch = None
 
     def lookup(self, row: Row, hp: dict, seed: int):
-        return self.cache.get(run_key(self.context, row, hp, seed))
+        for context in (self.context, *self.aliases):
+            record = self.cache.get(run_key(context, row, hp, seed))
+            if record is not None:
+                return record
+        return None
 
     def stale(self, record: dict):
         """Why today's stopping rules would not have ended `record` where it ended (None if
@@ -84,7 +92,7 @@ class Runner:
 
     def __call__(self, row: Row, hp: dict, seed: int):
         key = run_key(self.context, row, hp, seed)
-        cached = self.cache.get(key)
+        cached = self.lookup(row, hp, seed)
         if self.report_only:
             return cached  # an invalid or stale run is reported as such
         if cached is not None and not invalid_reason(cached):  # an invalid run is trained again

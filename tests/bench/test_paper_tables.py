@@ -323,3 +323,36 @@ def test_a_new_model_option_at_its_old_behaviour_keeps_the_cached_runs():
     assert KEYED_IF_CHANGED["IntentRecConfig"]["relative_time_bias"] is False
     blob = json.dumps(defaults, sort_keys=True, default=str).encode()
     assert hashlib.sha1(blob).hexdigest()[:16] == "0068c36a9f3ab029"
+
+
+def test_a_train_flag_that_repeats_the_default_finds_the_cached_runs(tmp_path, monkeypatch):
+    """`--train patience=20` when 20 is the default is the same protocol as no flag: its runs
+    share a key, and runs cached under the flag as typed are still found (not retrained)."""
+    from bench.paper_tables import runner as runner_module
+    from bench.paper_tables.cli import keyed_overrides
+
+    default_patience = training.TrainConfig().patience
+    assert keyed_overrides({"patience": default_patience}) == {}
+    assert keyed_overrides({"patience": default_patience + 1}) == {"patience": default_patience + 1}
+
+    rows, _ = paper_tables.build_rows(FeatureSpec())
+    hp = {"learning_rate": 1e-3, "dropout": 0.2, "d_model": 64}
+    typed = {"dataset": "x", "settings": {"train": {"patience": default_patience}}}
+    record = {"row": "gru", "seed": 0, "val": {"ndcg@10": 0.1}, "test": {"ndcg@10": 0.1}, "val_curve": [0.1],
+              "best_epoch": 30, "epochs_run": 400, "wall_seconds": 1.0,
+              "key": paper_tables.run_key(typed, rows["gru"], hp, 0)}
+    cache = tmp_path / "runs.jsonl"
+    cache.write_text(json.dumps(record) + "\n")
+    trained = []
+    monkeypatch.setattr(runner_module, "train_one", lambda *a, **k: trained.append(1) or dict(record))
+    keyed = {"dataset": "x", "settings": {"train": keyed_overrides(typed["settings"]["train"])}}
+    run = paper_tables.Runner(None, typed["settings"], keyed, cache, False, lambda m: None, aliases=[typed])
+    run._first_stop_epoch = 1
+    assert run(rows["gru"], hp, 0)["best_epoch"] == 30 and trained == []
+    assert run.lookup(rows["gru"], hp, 0) is not None
+    # Without the alias the same cache misses: the test is not vacuous.
+    bare = paper_tables.Runner(None, typed["settings"], keyed, cache, False, lambda m: None)
+    bare._first_stop_epoch = 1
+    assert bare.lookup(rows["gru"], hp, 0) is None
+    bare(rows["gru"], hp, 0)
+    assert trained == [1]
