@@ -261,6 +261,7 @@ def main(argv=None) -> dict:
                 runner(rows[row_id], tuning[rows[row_id].tune_as]["chosen"], seed)
                 if not args.report_only:
                     write()
+    runner.refresh()  # runs that other processes on this directory finished meanwhile
     complete = all(runner.lookup(rows[r], tuning[rows[r].tune_as]["chosen"], seed) is not None
                    for r in rows if rows[r].tune_as in tuning for seed in seeds) and len(tuning) == len(
         {r.tune_as for r in rows.values()})

@@ -6,7 +6,9 @@ import datetime
 import hashlib
 import json
 import math
+import os
 import pathlib
+import socket
 import subprocess
 import time
 
@@ -21,14 +23,71 @@ def run_key(context: dict, row: Row, hp: dict, seed: int) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def load_cache(path: pathlib.Path) -> dict:
+def load_cache(path: pathlib.Path, offset: int = 0) -> dict:
+    """The runs of `runs.jsonl` from byte `offset` on, by key (a later line wins)."""
+    return _read_from(path, offset)[0]
+
+
+def _read_from(path: pathlib.Path, offset: int) -> tuple[dict, int]:
+    """(runs by key, the offset after the last complete line): a line another process is
+    still writing is left for the next read."""
     cache = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                cache[record["key"]] = record
-    return cache
+    if not path.exists():
+        return cache, offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    for line in data[:end].decode().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            cache[record["key"]] = record
+    return cache, offset + end
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Claims:
+    """One file per run being trained (`<cache>.claims/<key>`), so several processes on one
+    results directory (one per core, or per machine on a shared disk) train each run once.
+
+    A claim names its host and pid. A claim of a process on this host that has died is
+    taken over; a claim from another host is respected until someone deletes the file.
+    """
+
+    def __init__(self, cache_path: pathlib.Path):
+        self.dir = cache_path.with_name(cache_path.stem + ".claims")
+        self.me = {"host": socket.gethostname(), "pid": os.getpid()}
+
+    def take(self, key: str):
+        """The claim's path if this process now holds it, else the holder's record."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / key
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    holder = json.loads(path.read_text() or "{}")
+                except (OSError, ValueError):
+                    holder = {}
+                if holder.get("host") == self.me["host"] and not _alive(int(holder.get("pid", -1))):
+                    path.unlink(missing_ok=True)  # its process died: the run is free again
+                    continue
+                return holder or {"host": "?", "pid": "?"}
+            with os.fdopen(fd, "w") as f:
+                json.dump({**self.me, "since": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="seconds")}, f)
+            return path
+        return {"host": "?", "pid": "?"}
 
 
 def train_one(row, hp, seed, encoded, settings, verbose=0) -> dict:
@@ -66,12 +125,21 @@ class Runner:
         self.encoded, self.settings, self.context = encoded, settings, context
         self.aliases = [a for a in aliases if a != context]
         self.cache_path = cache_path
-        self.cache = {} if fresh else load_cache(cache_path)
+        # --fresh ignores the runs already in the file, not those other processes add from now on.
+        self._offset = cache_path.stat().st_size if fresh and cache_path.exists() else 0
+        self.cache = {}
+        self.refresh()
+        self.claims = Claims(cache_path)
         self.log = log
         self.verbose = verbose
         self.report_only = report_only
         self.git = git_state()
         self._first_stop_epoch = None
+
+    def refresh(self):
+        """Take in the runs that other processes appended to the cache since the last read."""
+        new, self._offset = _read_from(self.cache_path, self._offset)
+        self.cache.update(new)
 
     def lookup(self, row: Row, hp: dict, seed: int):
         for context in (self.context, *self.aliases):
@@ -92,6 +160,7 @@ class Runner:
 
     def __call__(self, row: Row, hp: dict, seed: int):
         key = run_key(self.context, row, hp, seed)
+        self.refresh()
         cached = self.lookup(row, hp, seed)
         if self.report_only:
             return cached  # an invalid or stale run is reported as such
@@ -100,6 +169,17 @@ class Runner:
             if not stale:
                 return cached
             self.log(f"  [{row.id}] seed={seed}: the cached run {stale}: trained again")
+        claim = self.claims.take(key)
+        if not isinstance(claim, pathlib.Path):
+            self.log(f"  [{row.id}] seed={seed}: being trained by pid {claim.get('pid')} on {claim.get('host')} "
+                     f"(claim in {self.claims.dir}): left to it")
+            return None
+        try:
+            return self._train(row, hp, seed, key)
+        finally:
+            claim.unlink(missing_ok=True)
+
+    def _train(self, row: Row, hp: dict, seed: int, key: str):
         self.log(f"  [{row.id}] lr={hp['learning_rate']:g} dropout={hp['dropout']:g} width={hp.get('d_model', 64)} "
                  f"seed={seed} ...")
         record = train_one(row, hp, seed, self.encoded, self.settings, self.verbose)
@@ -110,8 +190,10 @@ class Runner:
         if invalid_reason(record):
             self.log(f"    INVALID run, excluded from the tables: {invalid_reason(record)}")
         self.cache[key] = record
-        with open(self.cache_path, "a") as f:
-            f.write(json.dumps(record, default=float) + "\n")
+        # One write of one line in append mode: lines of several processes do not interleave.
+        with open(self.cache_path, "ab") as f:
+            f.write((json.dumps(record, default=float) + "\n").encode())
+        self.refresh()
         return record
 
 

@@ -356,3 +356,55 @@ def test_a_train_flag_that_repeats_the_default_finds_the_cached_runs(tmp_path, m
     assert bare.lookup(rows["gru"], hp, 0) is None
     bare(rows["gru"], hp, 0)
     assert trained == [1]
+
+
+def test_processes_sharing_one_results_directory_train_each_run_once(tmp_path, monkeypatch):
+    """Two processes on one `runs.jsonl`: a run claimed by a live process is left to it, a run
+    the other process finished since the start is read back instead of trained, and the
+    claim of a process that died is taken over."""
+    import os
+    import subprocess
+    import sys
+
+    from bench.paper_tables import runner as runner_module
+
+    rows, _ = paper_tables.build_rows(FeatureSpec())
+    hp = {"learning_rate": 1e-3, "dropout": 0.2, "d_model": 64}
+    context = {"dataset": "x"}
+    trained = []
+
+    def fake_train(row, hp, seed, *a, **k):
+        trained.append(seed)
+        return {"row": row.id, "seed": seed, "val": {"ndcg@10": 0.1}, "test": {"ndcg@10": 0.1},
+                "val_curve": [0.1], "best_epoch": 30, "epochs_run": 400, "wall_seconds": 1.0}
+
+    monkeypatch.setattr(runner_module, "train_one", fake_train)
+    cache = tmp_path / "runs.jsonl"
+
+    def runner():
+        r = paper_tables.Runner(None, {"train": {}}, context, cache, False, lambda m: None)
+        r._first_stop_epoch = 1
+        return r
+
+    first, second = runner(), runner()
+    # Seed 0 is being trained by a live process (this one, as far as the claim says).
+    claims = first.claims.dir
+    claims.mkdir()
+    key0 = paper_tables.run_key(context, rows["gru"], hp, 0)
+    (claims / key0).write_text(json.dumps({"host": first.claims.me["host"], "pid": os.getpid()}))
+    assert second(rows["gru"], hp, 0) is None and trained == []
+    # The first process finishes seed 1; the second, started before, reads it back.
+    assert first(rows["gru"], hp, 1)["seed"] == 1 and trained == [1]
+    assert second(rows["gru"], hp, 1)["seed"] == 1 and trained == [1]
+    assert not (claims / paper_tables.run_key(context, rows["gru"], hp, 1)).exists()  # released
+    # A claim of a process that has exited is stale: the run is trained here.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (claims / key0).write_text(json.dumps({"host": first.claims.me["host"], "pid": dead.pid}))
+    assert second(rows["gru"], hp, 0)["seed"] == 0 and trained == [1, 0]
+    # --fresh ignores the runs already in the file, not the ones written after it started.
+    fresh = paper_tables.Runner(None, {"train": {}}, context, cache, True, lambda m: None)
+    assert fresh.lookup(rows["gru"], hp, 1) is None
+    first(rows["gru"], hp, 2)
+    fresh.refresh()
+    assert fresh.lookup(rows["gru"], hp, 2)["seed"] == 2
