@@ -45,7 +45,14 @@ def _read_from(path: pathlib.Path, offset: int) -> tuple[dict, int]:
     return cache, offset + end
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid) -> bool:
+    """Whether process `pid` of this host runs (signal 0 only checks)."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:  # os.kill(0 or -1, ...) would address process groups
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -79,7 +86,7 @@ class Claims:
                     holder = json.loads(path.read_text() or "{}")
                 except (OSError, ValueError):
                     holder = {}
-                if holder.get("host") == self.me["host"] and not _alive(int(holder.get("pid", -1))):
+                if holder.get("host") == self.me["host"] and not _alive(holder.get("pid")):
                     path.unlink(missing_ok=True)  # its process died: the run is free again
                     continue
                 return holder or {"host": "?", "pid": "?"}
