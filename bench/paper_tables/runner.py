@@ -23,9 +23,9 @@ def run_key(context: dict, row: Row, hp: dict, seed: int) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def load_cache(path: pathlib.Path, offset: int = 0) -> dict:
-    """The runs of `runs.jsonl` from byte `offset` on, by key (a later line wins)."""
-    return _read_from(path, offset)[0]
+def load_cache(path: pathlib.Path) -> dict:
+    """The runs of `runs.jsonl` by key (a later line wins)."""
+    return _read_from(path, 0)[0]
 
 
 def _read_from(path: pathlib.Path, offset: int) -> tuple[dict, int]:
@@ -200,7 +200,6 @@ class Runner:
         # One write of one line in append mode: lines of several processes do not interleave.
         with open(self.cache_path, "ab") as f:
             f.write((json.dumps(record, default=float) + "\n").encode())
-        self.refresh()
         return record
 
 
