@@ -90,15 +90,27 @@ def model_defaults() -> dict:
     return defaults
 
 
-def tune(runner, row, grid, select_seeds) -> list | None:
+def tune(runner, row, grid, select_seeds, wait_seconds=None) -> list | None:
     """Every grid config of `row` trained with each of `select_seeds` (taken from the cache
-    where it ran before), scored by its mean validation NDCG@10; None while a config has
-    no run (--report-only)."""
-    configs = []
-    for hp in grid:
-        records = [runner(row, hp, seed) for seed in select_seeds]
-        if any(record is None for record in records):
+    where it ran before), scored by its mean validation NDCG@10.
+
+    A run that another process is training is passed over while this one trains the rest;
+    then, with `wait_seconds`, it is waited for (polled), since the choice needs every
+    config. Without it (--report-only) None while a config has no run."""
+    runs = [(hp, seed) for hp in grid for seed in select_seeds]
+    done = {}
+    while True:
+        for i, (hp, seed) in enumerate(runs):
+            if i not in done and (record := runner(row, hp, seed)) is not None:
+                done[i] = record
+        if len(done) == len(runs):
+            break
+        if wait_seconds is None:
             return None
+        time.sleep(wait_seconds)
+    configs = []
+    for c, hp in enumerate(grid):
+        records = [done[c * len(select_seeds) + s] for s in range(len(select_seeds))]
         val = [r["val"][SELECTION_METRIC] for r in records]
         configs.append({"hp": hp, "seeds": list(select_seeds), f"val_{SELECTION_METRIC}": float(np.mean(val)),
                         f"val_{SELECTION_METRIC}_per_seed": val,
@@ -239,7 +251,7 @@ def main(argv=None) -> dict:
         if row.tune_as == row.id:
             if not args.report_only:
                 log(f"[tune] {row.id} ({row.label}): {len(grid)} configs, seeds {select_seeds}")
-            configs = tune(runner, row, grid, select_seeds)
+            configs = tune(runner, row, grid, select_seeds, wait_seconds=None if args.report_only else 30)
             if configs is None:
                 continue  # --report-only and tuning unfinished: no chosen config yet
             best = max(configs, key=lambda c: c[f"val_{SELECTION_METRIC}"])

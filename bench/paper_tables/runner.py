@@ -142,6 +142,7 @@ class Runner:
         self.report_only = report_only
         self.git = git_state()
         self._first_stop_epoch = None
+        self._left = set()  # runs left to another process (logged once each)
 
     def refresh(self):
         """Take in the runs that other processes appended to the cache since the last read."""
@@ -178,6 +179,9 @@ class Runner:
             self.log(f"  [{row.id}] seed={seed}: the cached run {stale}: trained again")
         claim = self.claims.take(key)
         if not isinstance(claim, pathlib.Path):
+            if key in self._left:
+                return None  # already said; a caller may poll the run
+            self._left.add(key)
             self.log(f"  [{row.id}] seed={seed}: being trained by pid {claim.get('pid')} on {claim.get('host')} "
                      f"(claim in {self.claims.dir}): left to it")
             return None

@@ -237,6 +237,54 @@ def test_selection_over_several_seeds_passes_over_a_setting_that_one_seed_favour
         paper_tables.main(["--dataset", "synthetic-tiny", "--seeds", "2", "--select-seeds", "3", "--report-only"])
 
 
+def test_a_grid_config_another_process_trains_is_waited_for_after_the_rest(tmp_path, monkeypatch):
+    """Two processes tuning one row: the second passes over the config the first is
+    training, trains the others, then polls until the first one's run is in `runs.jsonl`
+    (before, it gave the whole row up at the first claimed config and exited)."""
+    import os
+
+    from bench.paper_tables import cli as cli_module
+    from bench.paper_tables import runner as runner_module
+
+    rows, _ = paper_tables.build_rows(FeatureSpec())
+    grid = [{"learning_rate": lr, "dropout": 0.2, "d_model": 64} for lr in (1e-3, 3e-3, 1e-2)]
+    context = {"dataset": "x"}
+    trained, logged = [], []
+
+    def record(row, hp, seed, *a, **k):
+        return {"row": row.id, "seed": seed, "val": {"ndcg@10": hp["learning_rate"]}, "test": {"ndcg@10": 0.1},
+                "val_curve": [0.1], "best_epoch": 30, "epochs_run": 400, "wall_seconds": 1.0}
+
+    def fake_train(row, hp, seed, *a, **k):
+        trained.append(hp["learning_rate"])
+        return record(row, hp, seed)
+
+    monkeypatch.setattr(runner_module, "train_one", fake_train)
+    cache = tmp_path / "runs.jsonl"
+    runner = paper_tables.Runner(None, {"train": {}}, context, cache, False, logged.append)
+    runner._first_stop_epoch = 1
+    # The first config is being trained by a live process (this one, as far as the claim says).
+    key0 = paper_tables.run_key(context, rows["gru"], grid[0], 0)
+    runner.claims.dir.mkdir()
+    (runner.claims.dir / key0).write_text(json.dumps({"host": runner.claims.me["host"], "pid": os.getpid()}))
+    assert paper_tables.tune(runner, rows["gru"], grid, [0]) is None  # --report-only: no waiting
+    logged.clear()
+    sleeps = []
+
+    def other_process_finishes(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 2:  # the other process appends its run and releases the claim
+            with open(cache, "a") as f:
+                f.write(json.dumps(dict(record(rows["gru"], grid[0], 0), key=key0)) + "\n")
+            (runner.claims.dir / key0).unlink()
+
+    monkeypatch.setattr(cli_module.time, "sleep", other_process_finishes)
+    configs = paper_tables.tune(runner, rows["gru"], grid, [0], wait_seconds=30)
+    assert [c["hp"] for c in configs] == grid and [c["val_ndcg@10"] for c in configs] == [1e-3, 3e-3, 1e-2]
+    assert sorted(trained) == [3e-3, 1e-2] and sleeps == [30, 30]
+    assert sum("left to it" in m for m in logged) == 0  # said once, in the report-only pass above
+
+
 def test_a_cached_run_stopped_before_the_minimum_steps_is_trained_again(tmp_path, monkeypatch):
     """Early stopping may not end a run before `min_steps` optimiser steps (model.training):
     a cached run that stopped earlier (as GRU at epoch 11 on synthetic-small) is stale."""
