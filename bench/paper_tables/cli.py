@@ -97,12 +97,12 @@ def tune(runner, row, grid, select_seeds, wait_seconds=None) -> list | None:
     A run that another process is training is passed over while this one trains the rest;
     then, with `wait_seconds`, it is waited for (polled), since the choice needs every
     config. Without it (--report-only) None while a config has no run."""
-    runs = [(hp, seed) for hp in grid for seed in select_seeds]
-    done = {}
+    runs = [(c, seed) for c in range(len(grid)) for seed in select_seeds]
+    done = {}  # (config index, seed) → record
     while True:
-        for i, (hp, seed) in enumerate(runs):
-            if i not in done and (record := runner(row, hp, seed)) is not None:
-                done[i] = record
+        for c, seed in runs:
+            if (c, seed) not in done and (record := runner(row, grid[c], seed)) is not None:
+                done[c, seed] = record
         if len(done) == len(runs):
             break
         if wait_seconds is None:
@@ -110,7 +110,7 @@ def tune(runner, row, grid, select_seeds, wait_seconds=None) -> list | None:
         time.sleep(wait_seconds)
     configs = []
     for c, hp in enumerate(grid):
-        records = [done[c * len(select_seeds) + s] for s in range(len(select_seeds))]
+        records = [done[c, seed] for seed in select_seeds]
         val = [r["val"][SELECTION_METRIC] for r in records]
         configs.append({"hp": hp, "seeds": list(select_seeds), f"val_{SELECTION_METRIC}": float(np.mean(val)),
                         f"val_{SELECTION_METRIC}_per_seed": val,
