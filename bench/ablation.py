@@ -171,10 +171,27 @@ STUDIES = {
         _row("default_relative_time_bias", "default + relative time-gap attention bias", relative_time_bias=True,
              **TODAY_DEFAULT),
     ],
+    # Issue 12, item 2: the item encoder reading E^intent (the intent encoder's output) as well
+    # as Z, so the intents shape the item encoder's representation as V1's shared encoder
+    # does. At the default config, and at the config ml-100k's grid picked for both rows
+    # (width 128, dropout 0.5; run with `--train learning_rate=0.003`).
+    "intent_hidden": [
+        _row("sasrec", "SASRec", "sasrec"),
+        _row("default_intent_prior_score_without", "default IntentRec (reference)", **TODAY_DEFAULT),
+        _row("default_item_reads_intent_hidden", "default + item encoder reads E^intent",
+             item_reads_intent_hidden=True, **TODAY_DEFAULT),
+        _row("sasrec_w128_dropout_0.5", "SASRec, width 128, dropout 0.5", "sasrec", d_model=128, dropout=0.5),
+        _row("default_w128_dropout_0.5", "default IntentRec, width 128, dropout 0.5", d_model=128, dropout=0.5,
+             **TODAY_DEFAULT),
+        _row("default_w128_dropout_0.5_item_reads_intent_hidden",
+             "default + item encoder reads E^intent, width 128, dropout 0.5", d_model=128, dropout=0.5,
+             item_reads_intent_hidden=True, **TODAY_DEFAULT),
+    ],
 }
 REFERENCE = {"backbone": "v0_old", "intents": "v3", "repeat": "v3", "intent_accuracy": "v3_old",
              "intent_weight": "default_lambda_0.5",
-             "intent_prior": "default_lambda_0.5", "time_bias": "default_intent_prior_score_without"}
+             "intent_prior": "default_lambda_0.5", "time_bias": "default_intent_prior_score_without",
+             "intent_hidden": "default_intent_prior_score_without"}
 METRICS = ("ndcg@10", "recall@10", "mrr")
 KEYED_IF_SET = ("selection_tolerance",)
 
@@ -323,6 +340,8 @@ def main(argv=None):
                    help="comma-separated seeds to train in this process (default: all of range(--seeds)); "
                         "lets several processes share one study, each training other seeds")
     p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig override")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the tables from the cached runs (e.g. while other processes train)")
     p.add_argument("--out", default=str(REPO / "results"))
     p.add_argument("--list", action="store_true")
     args = p.parse_args(argv)
@@ -357,6 +376,8 @@ def main(argv=None):
     backend = keras.config.backend()
     results = {}
     train_seeds = [int(v) for v in args.train_seeds.split(",")] if args.train_seeds else range(args.seeds)
+    if args.report_only:
+        train_seeds = []
     # A cached run that today's stopping rules would not have ended where it ended is stale.
     first_stop = training.first_stop_epoch(encoded.train, train_cfg)
     for seed in train_seeds:

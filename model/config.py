@@ -128,6 +128,11 @@ class IntentRecConfig(ModelConfig):
     short_term_window_count: int = 10  # L: fallback window without timestamps
     d_proj: int = 32  # Z width: projection of every head's prediction
 
+    # V2/V3: add the intent encoder's output E^intent to the item encoder's input, so the item
+    # encoder continues the intent encoder's residual stream (as V1's shared encoder does)
+    # instead of reading the intents only through Z. False is the paper's design (F ⊕ S ⊕ Z).
+    item_reads_intent_hidden: bool = False
+
     # --- Backbone (docs/experiments.md, "The default IntentRec against SASRec": each measured alone). ---
     # A learned embedding of the position in the window (as SASRec): timestamps alone
     # cannot order the many interactions that share one (MovieLens rates in bursts).

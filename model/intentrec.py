@@ -38,7 +38,8 @@ class IntentRec(keras.Model):
        (`intent_history_prior`);
     5. Z, α: attention aggregation of the projected head predictions (v2, v3);
     6. E^item: F ⊕ S ⊕ Z projected (`input_projection`), position and timestamp
-       encodings, a second causal Transformer (v2, v3; v0/v1 share the first encoder);
+       encodings (plus E^intent where `item_reads_intent_hidden`), a second causal
+       Transformer (v2, v3; v0/v1 share the first encoder);
     7. next-item scores from `item_head` over the whole catalogue.
 
     Every output at position k depends on interactions 1..k only, so one forward
@@ -144,8 +145,9 @@ class IntentRec(keras.Model):
         causal = masks.CausalMask(name="causal_mask")(valid)
         time = inputs["time"]
 
-        def encode(stack, features):
-            """features `[batch, seq, d_in]` (the item embedding first) → `[batch, seq, d_model]`."""
+        def encode(stack, features, residual=None):
+            """features `[batch, seq, d_in]` (the item embedding first), plus `residual`
+            `[batch, seq, d_model]` where given → `[batch, seq, d_model]`."""
             if stack["projection"] == "dense_norm":
                 x = stack["norm"](stack["fc"](features))
                 if "position" in stack:
@@ -157,6 +159,8 @@ class IntentRec(keras.Model):
                     x = x + stack["fc"](rest)
             if "time" in stack:
                 x = x + stack["time"](time, valid)
+            if residual is not None:
+                x = x + ops.cast(residual, x.dtype)
             x = input_dropout(x) * ops.cast(valid, x.dtype)[..., None]  # padding stays zero
             bias = stack["time_bias"](time, valid) if "time_bias" in stack else None
             return stack["encoder"](x, causal, bias=bias)
@@ -189,7 +193,8 @@ class IntentRec(keras.Model):
             outputs["intent_embedding"] = intent_embedding
             outputs["intent_attention"] = intent_attention
             item_input = ops.concatenate([features, ops.cast(intent_embedding, features.dtype)], axis=-1)
-            item_hidden = encode(item_stack, item_input)  # E^item
+            residual = intent_hidden if cfg.item_reads_intent_hidden else None
+            item_hidden = encode(item_stack, item_input, residual)  # E^item
         else:
             item_hidden = intent_hidden  # v0/v1: one shared encoder
         outputs["item_hidden"] = item_hidden

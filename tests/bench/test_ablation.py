@@ -1,5 +1,10 @@
 """bench.ablation: rows keep their meaning when the model defaults change; the tables."""
 
+import json
+import pathlib
+import tempfile
+from unittest import mock
+
 from bench import ablation
 from tests.test_case import FEATURE_SPEC, TestCase
 
@@ -63,3 +68,27 @@ class AblationTest(TestCase):
         runs = [_run(0.44, 0), {**_run(0.46, 1), "selected_epoch": 7}]
         line = ablation.table("repeat", rows, {"v3": runs}, "v3").splitlines()[2]
         self.assertIn("3/13, 3→7/13", line)
+
+    def test_report_only_trains_nothing_and_writes_the_tables_from_the_cache(self):
+
+        with tempfile.TemporaryDirectory() as tmp:
+            argv = ["--dataset", "synthetic", "--data-arg", "num_users=60", "--study", "repeat", "--rows", "v3",
+                    "--seeds", "2", "--out", tmp]
+            key = {}
+            real_key = ablation.run_key
+
+            def remember(dataset, row, seed, train, backend):
+                key[row.id, seed] = real_key(dataset, row, seed, train, backend)
+                return key[row.id, seed]
+
+            with mock.patch.object(ablation, "run_key", remember), \
+                    mock.patch.object(ablation, "train_one", side_effect=AssertionError("trained")):
+                ablation.main(argv + ["--report-only"])  # an empty cache: nothing to train, nothing to report
+                cache = pathlib.Path(tmp) / "synthetic" / "ablation_runs.jsonl"
+                # At the epoch cap: not stale however few steps an epoch of the tiny data has.
+                run = {**_run(0.44, 0), "epochs_run": 400, "key": key["v3", 0], "val": {}, "alpha": {},
+                       "overrides": {}, "model": "intentrec"}
+                cache.write_text(json.dumps(run) + "\n")
+                ablation.main(argv + ["--report-only"])
+            table = (pathlib.Path(tmp) / "synthetic" / "ablation_repeat.md").read_text()
+            self.assertIn("| V3 (reference) | 1 | 0.4400", table)

@@ -369,6 +369,7 @@ def test_a_new_model_option_at_its_old_behaviour_keeps_the_cached_runs():
     defaults = model_defaults()
     assert "relative_time_bias" not in defaults["IntentRecConfig"]
     assert KEYED_IF_CHANGED["IntentRecConfig"]["relative_time_bias"] is False
+    assert "item_reads_intent_hidden" not in defaults["IntentRecConfig"]
     blob = json.dumps(defaults, sort_keys=True, default=str).encode()
     assert hashlib.sha1(blob).hexdigest()[:16] == "0068c36a9f3ab029"
 

@@ -201,6 +201,34 @@ class IntentRecTest(TestCase):
                 else:
                     self.assertGreater(moved, 1e-4)
 
+    def test_item_encoder_reading_the_intent_hidden_state(self):
+        # λ = 0, intents detached, no item score terms: the item loss can reach the intent
+        # encoder only through the residual that `item_reads_intent_hidden` adds.
+        x, y = self.random_batch(batch=8)
+        for reads in (False, True):
+            with self.subTest(item_reads_intent_hidden=reads):
+                model = self.make_model(variant="v3", intent_loss_weight=0.0, detach_intents=True,
+                                        intent_item_score=False, repeat_score=False,
+                                        item_reads_intent_hidden=reads)
+                kernel = model.get_layer("intent_encoder").trainable_weights[0]
+                before = ops.convert_to_numpy(kernel).copy()
+                model.compile(optimizer=keras.optimizers.Adam(5e-3))
+                model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+                moved = np.abs(ops.convert_to_numpy(kernel) - before).max()
+                if reads:
+                    self.assertGreater(moved, 1e-4)
+                else:
+                    self.assertEqual(moved, 0.0)
+        # Still causal, and it saves and reloads.
+        k = self.seq_len - 3
+        base = model(x, training=False)
+        changed = {key: value.copy() for key, value in x.items()}
+        changed["item"][:, k + 1:] = self.rng.integers(2, 40, changed["item"][:, k + 1:].shape)
+        out = model(changed, training=False)
+        np.testing.assert_allclose(ops.convert_to_numpy(base["item_hidden"])[:, : k + 1],
+                                   ops.convert_to_numpy(out["item_hidden"])[:, : k + 1], atol=1e-5)
+        self.run_model_saving_test(model, x)
+
     def test_multi_label_positive_only_loss(self):
         model = self.make_model(variant="v1", multi_label_loss="positive_only")
         labels = np.array([[[0, 0, 1, 0, 1, 0, 0]]], "float32")
