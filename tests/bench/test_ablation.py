@@ -70,7 +70,6 @@ class AblationTest(TestCase):
         self.assertIn("3/13, 3→7/13", line)
 
     def test_report_only_trains_nothing_and_writes_the_tables_from_the_cache(self):
-
         with tempfile.TemporaryDirectory() as tmp:
             argv = ["--dataset", "synthetic", "--data-arg", "num_users=60", "--study", "repeat", "--rows", "v3",
                     "--seeds", "2", "--out", tmp]
