@@ -187,13 +187,21 @@ STUDIES = {
              "default + item encoder reads E^intent, width 128, dropout 0.5", d_model=128, dropout=0.5,
              item_reads_intent_hidden=True, **TODAY_DEFAULT),
     ],
+    # Weight averaging (`TrainConfig.ema_momentum`, a protocol setting for every row): the
+    # two rows at the config ml-100k's grid picked, run with and without
+    # `--train ema_momentum=...` (and `--train learning_rate=0.003`).
+    "weight_averaging": [
+        _row("sasrec_w128_dropout_0.5", "SASRec, width 128, dropout 0.5", "sasrec", d_model=128, dropout=0.5),
+        _row("default_w128_dropout_0.5", "default IntentRec, width 128, dropout 0.5", d_model=128, dropout=0.5,
+             **TODAY_DEFAULT),
+    ],
 }
 REFERENCE = {"backbone": "v0_old", "intents": "v3", "repeat": "v3", "intent_accuracy": "v3_old",
              "intent_weight": "default_lambda_0.5",
              "intent_prior": "default_lambda_0.5", "time_bias": "default_intent_prior_score_without",
-             "intent_hidden": "default_intent_prior_score_without"}
+             "intent_hidden": "default_intent_prior_score_without", "weight_averaging": "sasrec_w128_dropout_0.5"}
 METRICS = ("ndcg@10", "recall@10", "mrr")
-KEYED_IF_SET = ("selection_tolerance",)
+KEYED_IF_SET = ("selection_tolerance", "ema_momentum")
 
 
 def protocol_key(train_cfg) -> dict:

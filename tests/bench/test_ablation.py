@@ -62,6 +62,8 @@ class AblationTest(TestCase):
         self.assertNotIn("seed", key)
         self.assertNotIn("selection_tolerance", key)  # at its default: keyed as before it existed
         self.assertEqual(ablation.protocol_key(TrainConfig(selection_tolerance=0.01))["selection_tolerance"], 0.01)
+        self.assertNotIn("ema_momentum", key)
+        self.assertEqual(ablation.protocol_key(TrainConfig(ema_momentum=0.99))["ema_momentum"], 0.99)
 
     def test_the_restored_epoch_is_shown_when_it_is_not_the_best(self):
         rows = [r for r in ablation.STUDIES["repeat"] if r.id == "v3"]

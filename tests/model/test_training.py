@@ -2,6 +2,9 @@
 
 from unittest import mock
 
+import keras
+import numpy as np
+
 from model import training
 from tests.test_case import TestCase
 
@@ -84,3 +87,49 @@ class ValidationCallbackTest(TestCase):
     def test_tolerance_is_validated(self):
         with self.assertRaisesRegex(ValueError, "selection_tolerance"):
             training.TrainConfig(selection_tolerance=1.0)
+
+
+class WeightAveragingTest(TestCase):
+    """`ema_momentum`: validation and the restored weights are the moving average, while
+    training goes on from the raw weights as if there were none."""
+
+    def fit(self, ema_momentum, scores):
+        keras.utils.set_random_seed(3)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+        cfg = training.TrainConfig(verbose=0, patience=100, ema_momentum=ema_momentum)
+        model.compile(optimizer=keras.optimizers.AdamW(0.05, use_ema=ema_momentum > 0,
+                                                       ema_momentum=ema_momentum or 0.99), loss="mse")
+        validated, raw = [], []
+        x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+        callback = training.ValidationCallback(None, None, cfg, exclude_seen=False)
+        record_raw = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: raw.append(model.get_weights()))
+
+        def evaluate(model, *args, **kwargs):
+            model.predict_on_batch(x[:2])  # as the real evaluation (JAX donates the weights' buffers)
+            validated.append(model.get_weights())
+            return {"ndcg@10": scores[len(validated) - 1]}
+
+        with mock.patch.object(training.evaluation, "evaluate", side_effect=evaluate):
+            model.fit(x, x[:, :1] * 2.0, batch_size=8, epochs=len(scores), shuffle=False, verbose=0,
+                      callbacks=[callback, record_raw])
+        return model.get_weights(), validated, raw
+
+    def test_the_average_is_validated_and_restored_and_training_is_unchanged(self):
+        scores = [0.1, 0.3, 0.2]  # epoch 2 is the best
+        plain_final, plain_validated, plain_raw = self.fit(0.0, scores)
+        final, validated, raw = self.fit(0.5, scores)
+        for a, b in zip(raw, plain_raw):  # the averaging did not change the training trajectory
+            for wa, wb in zip(a, b):
+                np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+        for epoch in range(3):  # without averaging, the raw weights are validated
+            for wa, wb in zip(plain_validated[epoch], plain_raw[epoch]):
+                np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+        self.assertGreater(max(np.abs(wa - wb).max() for wa, wb in zip(validated[1], raw[1])), 1e-3)
+        for wa, wb in zip(final, validated[1]):  # the average of the best epoch comes back
+            np.testing.assert_allclose(wa, wb, rtol=1e-6)
+        for wa, wb in zip(plain_final, plain_raw[1]):
+            np.testing.assert_allclose(wa, wb, rtol=1e-6)
+
+    def test_momentum_is_validated(self):
+        with self.assertRaisesRegex(ValueError, "ema_momentum"):
+            training.TrainConfig(ema_momentum=1.0)
