@@ -56,7 +56,8 @@ class TrainConfig:
     # > 0: validate, select and return an exponential moving average of the weights (decay
     # per optimiser step; Keras's `use_ema`) instead of the raw weights. Validation NDCG of
     # the raw weights moves by ±5% from epoch to epoch on a small log, so selection picks
-    # noisy peaks; the average smooths them. 0: the raw weights.
+    # noisy peaks; the average smooths them. 0 (the raw weights): 0.99 cost SASRec 10% on
+    # ml-100k and left IntentRec as it was (docs/experiments.md, "Weight averaging").
     ema_momentum: float = 0.0
     eval_batch_size: int = 512
     # Length buckets of the training batches (model.batching): a batch runs over its
@@ -271,7 +272,8 @@ def describe_protocol(train_split, cfg: TrainConfig, exclude_seen: bool, catalog
         train_targets=int((train_split.w > 0).sum()) if targets is None else int(targets),
         batch_size=cfg.batch_size, steps_per_epoch=batches.num_batches, epochs=cfg.epochs, patience=cfg.patience,
         min_epochs=min_epochs(cfg, batches.num_batches), selection_tolerance=cfg.selection_tolerance,
-        ema_momentum=cfg.ema_momentum, length_buckets=tuple(batches.boundaries), exclude_seen=bool(exclude_seen), seen_filter=cfg.seen_filter,
+        ema_momentum=cfg.ema_momentum, length_buckets=tuple(batches.boundaries), exclude_seen=bool(exclude_seen),
+        seen_filter=cfg.seen_filter,
         repeat_rate=repeat_rate(train_split.take(slice(0, 2000))), catalogue=catalogue - NUM_RESERVED_IDS,
     )
 
