@@ -187,6 +187,19 @@ STUDIES = {
              "default + item encoder reads E^intent, width 128, dropout 0.5", d_model=128, dropout=0.5,
              item_reads_intent_hidden=True, **TODAY_DEFAULT),
     ],
+    # Issue 12, item 2: attention that compares the interactions' attributes on their own
+    # (`attribute_attention_bias`, DIF-SR), at the default config and at ml-100k's tuned one
+    # (width 128, dropout 0.5; run with `--train learning_rate=0.003`).
+    "attribute_bias": [
+        _row("default_intent_prior_score_without", "default IntentRec (reference)", **TODAY_DEFAULT),
+        _row("default_attribute_attention_bias", "default + attribute attention bias", attribute_attention_bias=True,
+             **TODAY_DEFAULT),
+        _row("default_w128_dropout_0.5", "default IntentRec, width 128, dropout 0.5", d_model=128, dropout=0.5,
+             **TODAY_DEFAULT),
+        _row("default_w128_dropout_0.5_attribute_attention_bias",
+             "default + attribute attention bias, width 128, dropout 0.5", d_model=128, dropout=0.5,
+             attribute_attention_bias=True, **TODAY_DEFAULT),
+    ],
     # Weight averaging (`TrainConfig.ema_momentum`, a protocol setting for every row): the
     # two rows at the config ml-100k's grid picked, run with and without
     # `--train ema_momentum=...` (and `--train learning_rate=0.003`).
@@ -199,7 +212,8 @@ STUDIES = {
 REFERENCE = {"backbone": "v0_old", "intents": "v3", "repeat": "v3", "intent_accuracy": "v3_old",
              "intent_weight": "default_lambda_0.5",
              "intent_prior": "default_lambda_0.5", "time_bias": "default_intent_prior_score_without",
-             "intent_hidden": "default_intent_prior_score_without", "weight_averaging": "sasrec_w128_dropout_0.5"}
+             "intent_hidden": "default_intent_prior_score_without", "weight_averaging": "sasrec_w128_dropout_0.5",
+             "attribute_bias": "default_intent_prior_score_without"}
 METRICS = ("ndcg@10", "recall@10", "mrr")
 KEYED_IF_SET = ("selection_tolerance", "ema_momentum")
 

@@ -144,6 +144,10 @@ class IntentRecConfig(ModelConfig):
     # interactions (TiSASRec, HSTU; `RelativeTimeBias`), in both encoders: how far apart two
     # events are, which the per-position timestamp encoding leaves attention to infer.
     relative_time_bias: bool = False
+    # A per-head attention bias from the attributes of every two interactions (the metadata
+    # embeddings, S_k, Z_k; `AttributeAttentionBias`, DIF-SR), in both encoders: attention then
+    # compares attributes on their own, not only as mixed into the item's input vector.
+    attribute_attention_bias: bool = False
     # How F_k ⊕ S_k (⊕ Z_k) becomes the encoder input: "dense_norm" is the paper's FC +
     # LayerNorm on the concatenation; "item_plus_dense" keeps the item embedding as is
     # (× √d, as SASRec) and adds an FC projection of the other features, so the item's

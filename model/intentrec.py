@@ -15,6 +15,7 @@ from model.item_head import ItemHead
 from model.item_scores import IntentItemScore, RepeatScore, mix_with_history
 from model.keras_compat import track_layer
 from model.position_embedding import PositionEmbedding
+from model.attribute_attention_bias import AttributeAttentionBias
 from model.relative_time_bias import RelativeTimeBias
 from model.short_term_encoder import ShortTermEncoder
 from model.tied_item_head import TiedItemHead
@@ -122,6 +123,8 @@ class IntentRec(keras.Model):
             if cfg.relative_time_bias:
                 stack["time_bias"] = RelativeTimeBias(cfg.num_heads, time_unit_hours=time_unit_hours,
                                                       name=f"{prefix}_relative_time_bias")
+            if cfg.attribute_attention_bias:
+                stack["attribute_bias"] = AttributeAttentionBias(cfg.num_heads, name=f"{prefix}_attribute_bias")
             if cfg.position_embedding:
                 # item_plus_dense: P is added to the √d-scaled item embedding, as SASRec.
                 scale = cfg.d_model ** 0.5 if projection == "item_plus_dense" else 1.0
@@ -148,12 +151,12 @@ class IntentRec(keras.Model):
         def encode(stack, features, residual=None):
             """features `[batch, seq, d_in]` (the item embedding first), plus `residual`
             `[batch, seq, d_model]` where given → `[batch, seq, d_model]`."""
+            item, rest = features[..., :item_width], features[..., item_width:]
             if stack["projection"] == "dense_norm":
                 x = stack["norm"](stack["fc"](features))
                 if "position" in stack:
                     x = stack["position"](x)
             else:  # the item embedding × √d (as SASRec), plus the other features projected
-                item, rest = features[..., :item_width], features[..., item_width:]
                 x = stack["position"](item) if "position" in stack else item * cfg.d_model ** 0.5
                 if rest.shape[-1]:  # metadata, S_k, Z_k
                     x = x + stack["fc"](rest)
@@ -162,7 +165,12 @@ class IntentRec(keras.Model):
             if residual is not None:
                 x = x + ops.cast(residual, x.dtype)
             x = input_dropout(x) * ops.cast(valid, x.dtype)[..., None]  # padding stays zero
-            bias = stack["time_bias"](time, valid) if "time_bias" in stack else None
+            biases = []
+            if "time_bias" in stack:
+                biases.append(stack["time_bias"](time, valid))
+            if "attribute_bias" in stack and rest.shape[-1]:
+                biases.append(stack["attribute_bias"](rest, valid))
+            bias = sum(biases[1:], biases[0]) if biases else None
             return stack["encoder"](x, causal, bias=bias)
 
         features = feature_constructor(inputs)  # F: [batch, seq, d_full]

@@ -62,7 +62,8 @@ def build_parser():
 # Model options added after runs were cached, with the value that builds the model those
 # runs trained: left out of the run key while they have it, so adding an option does not
 # orphan every cached run (as bench.ablation's KEYED_IF_SET does for TrainConfig fields).
-KEYED_IF_CHANGED = {"IntentRecConfig": {"relative_time_bias": False, "item_reads_intent_hidden": False}}
+KEYED_IF_CHANGED = {"IntentRecConfig": {"relative_time_bias": False, "item_reads_intent_hidden": False,
+                                        "attribute_attention_bias": False}}
 
 
 def keyed_overrides(train: dict) -> dict:

@@ -3,6 +3,7 @@ import numpy as np
 from keras import ops
 
 from model import IntentRec, masks
+from model.attribute_attention_bias import AttributeAttentionBias
 from model.intent_loss import multi_label_loss
 from model.short_term_encoder import ShortTermEncoder
 from tests.test_case import TestCase
@@ -38,9 +39,13 @@ class IntentRecTest(TestCase):
 
     def test_causality_every_output(self):
         """Changing interactions k+1..n changes no output at positions <= k."""
-        for reads in (False, True):
-            with self.subTest(item_reads_intent_hidden=reads):
-                self._check_causality(self.make_model(variant="v3", item_reads_intent_hidden=reads))
+        for option in ({}, {"item_reads_intent_hidden": True}, {"attribute_attention_bias": True}):
+            with self.subTest(**option):
+                model = self.make_model(variant="v3", **option)
+                for layer in model.layers:  # its key starts at zero: make the bias non-zero
+                    if isinstance(layer, AttributeAttentionBias):
+                        layer.key.assign(self.rng.normal(size=tuple(layer.key.shape)).astype("float32"))
+                self._check_causality(model)
 
     def _check_causality(self, model):
         x, _ = self.random_batch(batch=3, lengths=[self.seq_len, 7, 4])
