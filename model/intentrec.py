@@ -5,6 +5,7 @@ from keras import layers, ops
 
 from datasets.schema import NUM_RESERVED_IDS
 from model import masks
+from model.attribute_attention_bias import AttributeAttentionBias
 from model.config import IntentRecConfig
 from model.feature_constructor import InputFeatureConstructor
 from model.inputs import sequence_inputs
@@ -15,7 +16,6 @@ from model.item_head import ItemHead
 from model.item_scores import IntentItemScore, RepeatScore, mix_with_history
 from model.keras_compat import track_layer
 from model.position_embedding import PositionEmbedding
-from model.attribute_attention_bias import AttributeAttentionBias
 from model.relative_time_bias import RelativeTimeBias
 from model.short_term_encoder import ShortTermEncoder
 from model.tied_item_head import TiedItemHead
