@@ -175,6 +175,13 @@ def scale_loss_for_distribution(model, loss):
     return loss * (1.0 / replicas)
 
 
+def optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
+    """AdamW with `cfg`'s learning rate, weight decay, clipping and weight averaging."""
+    return keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                  clipnorm=cfg.clipnorm or None, use_ema=cfg.ema_momentum > 0,
+                                  ema_momentum=cfg.ema_momentum or 0.99)
+
+
 def compile_model(model, cfg: TrainConfig):
     """Compiles `model` with AdamW and `cfg`'s XLA / steps-per-execution settings."""
     policy = model.dtype_policy.name
@@ -184,9 +191,7 @@ def compile_model(model, cfg: TrainConfig):
             f"{cfg.mixed_precision!r}: build it inside `with training.runtime(cfg):`"
         )
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                         clipnorm=cfg.clipnorm or None, use_ema=cfg.ema_momentum > 0,
-                                         ema_momentum=cfg.ema_momentum or 0.99),
+        optimizer=optimizer(cfg),
         jit_compile=cfg.jit_compile,
         steps_per_execution=keras_compat.steps_per_execution(model, cfg.steps_per_execution),
     )

@@ -39,28 +39,27 @@ class ValidationCallback(keras.callbacks.Callback):
             return
         trained = time.perf_counter() - getattr(self, "epoch_started", time.perf_counter())
         started = time.perf_counter()
-        with self.averaged_weights():
+        with self.averaged_weights():  # one swap: validate, and keep these weights if selected
             metrics = evaluation.evaluate(
                 self.model, self.x, self.y, batch_size=self.cfg.eval_batch_size, exclude_seen=self.exclude_seen,
                 seen=self.seen, length_buckets=self.cfg.length_buckets,
             )
-        score = metrics[MODEL_SELECTION_METRIC]
+            score = metrics[MODEL_SELECTION_METRIC]
+            improved = score > self.best
+            tolerance = self.cfg.selection_tolerance
+            if improved or (tolerance and score >= self.best * (1.0 - tolerance)):
+                self.selected_epoch = epoch + 1
+                self.best_weights = self.model.get_weights()
         self.history.append({"epoch": epoch + 1, **(logs or {}), **{f"val_{k}": v for k, v in metrics.items()}})
         if self.cfg.verbose:
             loss = (logs or {}).get("loss", float("nan"))
             print(f"  epoch {epoch + 1}: loss {loss:.4f}  val {MODEL_SELECTION_METRIC}={score:.4f} "
                   f"recall@10={metrics['recall@10']:.4f}  ({trained:.1f} s train, "
                   f"{time.perf_counter() - started:.1f} s validation)", flush=True)
-        improved = score > self.best
         if improved:
             self.best, self.best_epoch, self.wait = score, epoch + 1, 0
         else:
             self.wait += 1
-        tolerance = self.cfg.selection_tolerance
-        if improved or (tolerance and score >= self.best * (1.0 - tolerance)):
-            self.selected_epoch = epoch + 1
-            with self.averaged_weights():
-                self.best_weights = self.model.get_weights()
         if self.wait >= self.cfg.patience and epoch + 1 >= self.min_epochs:
             self.model.stop_training = True
 

@@ -71,9 +71,8 @@ class WeightAveragingTest(TestCase):
     def fit(self, ema_momentum, scores):
         keras.utils.set_random_seed(3)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
-        cfg = training.TrainConfig(verbose=0, patience=100, ema_momentum=ema_momentum)
-        model.compile(optimizer=keras.optimizers.AdamW(0.05, use_ema=ema_momentum > 0,
-                                                       ema_momentum=ema_momentum or 0.99), loss="mse")
+        cfg = training.TrainConfig(verbose=0, patience=100, ema_momentum=ema_momentum, learning_rate=0.05)
+        model.compile(optimizer=training.optimizer(cfg), loss="mse")  # the loss: a Sequential has no compute_loss
         validated, raw = [], []
         x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
         callback = validation_callback.ValidationCallback(None, None, cfg, exclude_seen=False)
